@@ -1,0 +1,1 @@
+"""Alembic migrations for the umstrack schema (shipped with the package)."""

@@ -1,0 +1,46 @@
+"""Alembic environment: the URL comes from receiver.config, the tables from the models."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import receiver.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from receiver.config import Settings
+from receiver.db import make_engine
+
+config = context.config
+target_metadata = SQLModel.metadata
+
+
+def _database_url() -> str:
+    # Set by receiver.db.migrate(); the `alembic` command line reads the environment.
+    url = config.attributes.get("database_url")
+    return url or Settings.from_env().database_url
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    engine = make_engine(Settings(database_url=_database_url()))
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,40 @@
+"""umstrack receiver: the Flask app that takes in UMS status callbacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+
+from flask import Flask
+
+from . import callbacks, db, errors, health
+from .auth import ChannelAuth
+from .config import Settings
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app; ``config`` takes the environment's place (tests pass their own)."""
+    settings = Settings.from_env(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["umstrack.settings"] = settings
+    app.extensions["umstrack.engine"] = db.make_engine(settings)
+    app.extensions["umstrack.channel_auth"] = ChannelAuth(settings.channels)
+    app.teardown_appcontext(db.close_session)
+    errors.register(app)
+    app.register_blueprint(callbacks.bp)
+    app.register_blueprint(health.bp)
+    _log_to_stdout()
+    return app
+
+
+def _log_to_stdout() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            stream=sys.stdout,
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )

@@ -1,0 +1,239 @@
+"""``umstrack bench``: drive callback intake like a big broadcast and print figures.
+
+N posters (threads, one keep-alive connection each) post 100-record batches of
+one broadcast's callbacks as fast as the server acknowledges them. Prints
+events/s and acknowledgement latency percentiles. Without ``--url`` it starts
+``umstrack serve`` itself on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+BENCH_CHANNEL = "benchchannel0000000000ab:benchsecret00000000000000"
+# Lifecycle of one recipient of a broadcast to the APP channel.
+_LIFECYCLE = ((0, 0), (2, 1), (4, 1), (6, 1))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the bench command's options on its sub-parser."""
+    parser.add_argument("--url", help="base URL of a running receiver (default: start one)")
+    parser.add_argument(
+        "--database-url",
+        help="DATABASE_URL for the server started here (default: a temporary SQLite file)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers to start")
+    parser.add_argument(
+        "--channel",
+        help="channelkey:mastersecret to authenticate with (default: first of "
+        "UMS_CHANNELS, or a bench channel for a server started here)",
+    )
+    parser.add_argument("--posters", type=int, default=8, help="concurrent posters (default 8)")
+    parser.add_argument("--batches", type=int, default=3000, help="batches to post (default 3000)")
+    parser.add_argument("--batch-size", type=int, default=100, help="records per batch")
+    parser.add_argument("--warmup", type=int, default=100, help="batches posted before timing")
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class Figures:
+    """What the timed part of a run measured."""
+
+    seconds: float = 0.0
+    batches: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def report(self) -> str:
+        lines = [
+            f"batches      {self.batches} in {self.seconds:.2f} s "
+            f"({self.batches / self.seconds:.0f} batches/s)",
+            f"events/s     {self.stored / self.seconds:,.0f} stored "
+            f"({self.stored} stored, {self.duplicates} duplicates)",
+            f"ack latency  p50 {self.percentile(50) * 1000:.1f} ms, "
+            f"p99 {self.percentile(99) * 1000:.1f} ms, max {max(self.latencies) * 1000:.1f} ms",
+        ]
+        if self.errors:
+            lines.append(f"errors       {self.errors}")
+        return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark the parsed arguments describe."""
+    if args.url:
+        channel = args.channel or os.environ.get("UMS_CHANNELS", "").split(",")[0]
+        if ":" not in channel:
+            print("bench: give --channel channelkey:mastersecret", file=sys.stderr)
+            return 2
+        return _bench(args, args.url, channel)
+    channel = args.channel or BENCH_CHANNEL
+    with _server(args.database_url, channel, args.workers) as url:
+        return _bench(args, url, channel)
+
+
+def _bench(args: argparse.Namespace, url: str, channel: str) -> int:
+    channelkey = channel.split(":", 1)[0]
+    auth = "Basic " + base64.b64encode(channel.encode()).decode()
+    msgid = f"v:1t:{int(time.time())}p:{os.getpid()}n:{time.monotonic_ns() % 10**6}"
+    total = args.warmup + args.batches
+    print(f"preparing {total} batches of {args.batch_size} records for {msgid}")
+    bodies = [_batch(msgid, channelkey, i * args.batch_size, args.batch_size) for i in range(total)]
+    _post_all(url, auth, bodies[: args.warmup], args.posters)
+    figures = _post_all(url, auth, bodies[args.warmup :], args.posters)
+    print(f"server       {url}")
+    print(f"posters      {args.posters}, batch size {args.batch_size}")
+    print(figures.report())
+    return 1 if figures.errors else 0
+
+
+def _batch(msgid: str, channelkey: str, start: int, size: int) -> bytes:
+    now = int(time.time())
+    records = []
+    for n in range(start, start + size):
+        recipient, step = divmod(n, len(_LIFECYCLE))
+        type_, sender = _LIFECYCLE[step]
+        record: dict[str, Any] = {
+            "type": type_,
+            "channelkey": channelkey,
+            "msgid": msgid,
+            "userid": f"user{recipient}",
+            "sender": sender,
+            "sent_time": now + step,
+            "params": {"campaign": "bench"},
+        }
+        if sender == 1:
+            record.update(sender_id=f"1104a8979{recipient:010d}", app_platform=0, app_sender=1)
+        records.append(record)
+    return json.dumps(records).encode()
+
+
+def _post_all(url: str, auth: str, bodies: list[bytes], posters: int) -> Figures:
+    figures = Figures()
+    if not bodies:
+        return figures
+    parsed = urllib.parse.urlsplit(url)
+    lock = threading.Lock()
+    queue = iter(bodies)
+
+    def poster() -> None:
+        conn = http.client.HTTPConnection(
+            parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=30
+        )
+        while True:
+            with lock:
+                body = next(queue, None)
+            if body is None:
+                break
+            started = time.perf_counter()
+            try:
+                conn.request(
+                    "POST",
+                    "/callbacks/ums",
+                    body,
+                    {
+                        "Authorization": auth,
+                        "Content-Type": "application/json",
+                    },
+                )
+                response = conn.getresponse()
+                answer = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                status, answer = 0, type(exc).__name__.encode()
+            elapsed = time.perf_counter() - started
+            with lock:
+                figures.latencies.append(elapsed)
+                figures.batches += 1
+                if status == 200:
+                    counts = json.loads(answer)
+                    figures.stored += counts["stored"]
+                    figures.duplicates += counts["duplicates"]
+                else:
+                    key = str(status or answer.decode())
+                    figures.errors[key] = figures.errors.get(key, 0) + 1
+        conn.close()
+
+    threads = [threading.Thread(target=poster) for _ in range(posters)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    figures.seconds = time.perf_counter() - started
+    return figures
+
+
+@contextmanager
+def _server(database_url: str | None, channel: str, workers: int | None) -> Iterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db",
+            "UMS_CHANNELS": channel,
+            "PORT": str(port),
+            "GUNICORN_ACCESSLOG": "",
+        }
+        argv = [sys.executable, "-m", "receiver.cli", "serve"]
+        if workers:
+            argv += ["--workers", str(workers)]
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Wait for ``url``/healthz to answer 200, or fail if ``process`` exits first."""
+    parsed = urllib.parse.urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with code {process.returncode}")
+        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=2)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.1)
+    raise RuntimeError(f"server at {url} not healthy after {timeout} s")

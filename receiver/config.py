@@ -1,0 +1,85 @@
+"""Settings, read from the environment in this one place (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SQLITE_FILE = "umstrack.db"
+DEFAULT_UMS_API_BASE = "https://api.ums.jiguang.cn"
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+
+
+class ConfigError(ValueError):
+    """A setting is present but cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment."""
+
+    database_url: str
+    channels: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    sqlite_busy_timeout_ms: int = 5000
+    port: int = 8000
+    api_tokens: tuple[str, ...] = ()
+    public_url: str | None = None
+    ums_api_base: str = DEFAULT_UMS_API_BASE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from an environment mapping (``os.environ`` by default)."""
+        env = os.environ if env is None else env
+        return cls(
+            database_url=normalize_database_url(env.get("DATABASE_URL", "")),
+            channels=parse_channels(env.get("UMS_CHANNELS", "")),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            sqlite_busy_timeout_ms=_int(env, "SQLITE_BUSY_TIMEOUT_MS", 5000),
+            port=_int(env, "PORT", 8000),
+            api_tokens=tuple(t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()),
+            public_url=env.get("PUBLIC_URL") or None,
+            ums_api_base=env.get("UMS_API_BASE") or DEFAULT_UMS_API_BASE,
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Turn ``DATABASE_URL`` into a SQLAlchemy URL: Heroku's ``postgres://`` and plain
+    ``postgresql://`` get the psycopg 3 driver; empty means a SQLite file in the working
+    directory."""
+    url = url.strip()
+    if not url:
+        return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def parse_channels(value: str) -> dict[str, str]:
+    """Parse ``UMS_CHANNELS``: ``channelkey:mastersecret`` pairs, comma-separated."""
+    channels: dict[str, str] = {}
+    for item in value.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, secret = item.partition(":")
+        if not sep or not key or not secret:
+            raise ConfigError(f"UMS_CHANNELS: {item!r} is not of the form channelkey:mastersecret")
+        channels[key] = secret
+    return channels
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {value}")
+    return value

@@ -1,0 +1,111 @@
+"""Engine, per-request session and schema migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+import migrations
+
+from .config import Settings
+
+# Execution option asking SQLite to take the write lock when the transaction
+# starts. A deferred transaction that reads, then writes, cannot wait for the
+# lock (SQLite fails it at once to avoid deadlock); an immediate one waits for up
+# to busy_timeout like any other writer.
+SQLITE_BEGIN = "sqlite_begin"
+
+
+def make_engine(settings: Settings) -> Engine:
+    """Create the engine for the configured database."""
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        )
+        _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        connect_args["connect_timeout"] = 5
+    # pre_ping: a connection that died while the database was away is replaced on
+    # checkout, so the app recovers by itself when the database comes back.
+    return create_engine(url, pool_pre_ping=True, pool_size=5, connect_args=connect_args)
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers never block the writer, and several gunicorn workers can
+        # write one file, each waiting its turn for up to busy_timeout.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get(SQLITE_BEGIN) else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def get_engine() -> Engine:
+    """The current app's engine."""
+    engine: Engine = current_app.extensions["umstrack.engine"]
+    return engine
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db_session" not in g:
+        g.db_session = Session(get_engine(), expire_on_commit=False)
+    session: Session = g.db_session
+    return session
+
+
+def write_session() -> Session:
+    """The request's session with a transaction that is ready to write."""
+    session = get_session()
+    session.connection(execution_options={SQLITE_BEGIN: True})
+    return session
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """Close the request's session, rolling back anything uncommitted."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def database_answers(engine: Engine) -> bool:
+    """Whether the database answers a trivial query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # any failure to answer means "not healthy"
+        return False
+    return True
+
+
+def alembic_config(database_url: str) -> Any:
+    """An Alembic config for the bundled migrations and the given database."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(database_url: str) -> None:
+    """Upgrade the database schema to the newest revision."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), "head")

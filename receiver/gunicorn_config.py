@@ -1,0 +1,15 @@
+"""Gunicorn settings for the web dyno (``gunicorn -c python:receiver.gunicorn_config``)."""
+
+import multiprocessing
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Heroku sets WEB_CONCURRENCY to suit the dyno size.
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
+# Threads keep connections alive between a poster's batches and overlap one
+# request's database wait with another's parsing.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS") or 2)
+keepalive = 75
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+errorlog = "-"

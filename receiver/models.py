@@ -1,0 +1,115 @@
+"""Tables. Event and target keys all start with ``msgid`` so that both tables can
+later be partitioned or distributed by message without a redesign."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, SmallInteger, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Named constraints, so that later migrations can refer to them on every backend.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Queryable JSON: JSONB on PostgreSQL (containment filters on params).
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _utc_column(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), **kwargs))
+
+
+class Event(SQLModel, table=True):
+    """One status callback record, stored once however often UMS delivers it."""
+
+    __tablename__ = "event"
+
+    msgid: str = Field(sa_column=Column(Text, primary_key=True))
+    # Digest of the record's canonical JSON: a provider retry has the same key.
+    event_key: str = Field(sa_column=Column(Text, primary_key=True))
+    type: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    channelkey: str = Field(sa_column=Column(Text, nullable=False))
+    userid: str | None = Field(default=None, sa_column=Column(Text))
+    sender_id: str | None = Field(default=None, sa_column=Column(Text))
+    sender: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    wechatwk_sender: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    # The SDK sends an int index, the doc may send a name: kept as given, as text.
+    app_platform: str | None = Field(default=None, sa_column=Column(Text))
+    app_sender: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    sent_time: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # From sent_time (seconds or milliseconds); the arrival time when UMS gave none.
+    occurred_at: datetime = _utc_column(nullable=False)
+    error_code: int | None = Field(default=None, sa_column=Column(BigInteger))
+    error_message: str | None = Field(default=None, sa_column=Column(Text))
+    params: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONDocument))
+    raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime = _utc_column(nullable=False)
+
+
+class Target(SQLModel, table=True):
+    """The current status of one recipient of one message on one channel."""
+
+    __tablename__ = "target"
+
+    msgid: str = Field(sa_column=Column(Text, primary_key=True))
+    # userid when UMS gives one, else sender_id.
+    recipient: str = Field(sa_column=Column(Text, primary_key=True))
+    # UMS `sender` (channel); -1 when the records name none.
+    sender: int = Field(sa_column=Column(SmallInteger, primary_key=True))
+    userid: str | None = Field(default=None, sa_column=Column(Text))
+    sender_id: str | None = Field(default=None, sa_column=Column(Text))
+    type: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    rank: int = Field(sa_column=Column(SmallInteger, nullable=False))
+    # When the current status was first reached.
+    reached_at: datetime = _utc_column(nullable=False)
+    event_count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = _utc_column(nullable=False)
+
+
+class Quarantine(SQLModel, table=True):
+    """Input the intake could not use, kept verbatim with the reason."""
+
+    __tablename__ = "quarantine"
+
+    # SQLite only auto-increments a column declared INTEGER PRIMARY KEY.
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    # Digest of reason and raw text: a retried bad batch is not kept twice.
+    quarantine_key: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    channelkey: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = _utc_column(nullable=False)

@@ -1,0 +1,1 @@
+"""umstrack sender: provider clients, message validation and the UMS emulator."""

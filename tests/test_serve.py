@@ -1,0 +1,123 @@
+"""End to end: `umstrack serve` runs migrations and gunicorn; UMS posts over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+from sqlalchemy import create_engine
+
+from receiver.bench import free_port, wait_until_healthy
+from receiver.status import STATUS_BY_TYPE
+from tests.conftest import TEST_DATABASE_URL, fresh_postgres_schema
+from tests.helpers import CHANNELS_ENV, basic_auth, events, nine_type_batch, record, targets
+
+
+@pytest.fixture
+def unmigrated_url(backend, tmp_path) -> Iterator[str]:
+    """An empty database: `serve` must create the schema itself."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path}/served.db"
+        return
+    assert TEST_DATABASE_URL
+    with fresh_postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def served(unmigrated_url, tmp_path) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        **CHANNELS_ENV,
+        "DATABASE_URL": unmigrated_url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+    }
+    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "receiver.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_serve_takes_callbacks_over_real_http(served, unmigrated_url):
+    with requests.Session() as http:
+        echo = http.get(
+            f"{served}/callbacks/ums",
+            params={"echostr": "e1"},
+            headers=basic_auth(),
+            timeout=(2, 10),
+        )
+        assert (echo.status_code, echo.text) == (200, "e1")
+
+        batch = nine_type_batch(100)
+        answers = [
+            http.post(
+                f"{served}/callbacks/ums",
+                data=json.dumps(batch),
+                headers={**basic_auth(), "Content-Type": "application/json"},
+                timeout=(2, 10),
+            ).json()
+            for _ in range(2)
+        ]
+        assert answers == [
+            {"received": 100, "stored": 100, "duplicates": 0, "quarantined": 0},
+            {"received": 100, "stored": 0, "duplicates": 100, "quarantined": 0},
+        ]
+        unauthorized = http.post(f"{served}/callbacks/ums", data="[]", timeout=(2, 10))
+        assert unauthorized.status_code == 401 and unauthorized.json()["error"] == "unauthorized"
+
+    engine = create_engine(unmigrated_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert len(events(engine)) == 100
+    finally:
+        engine.dispose()
+
+
+def test_two_gunicorn_workers_write_the_same_targets(served, unmigrated_url):
+    # 2 workers, 8 posters: batches for the same 50 targets race each other.
+    batches = [
+        [record(type_, userid=f"u{t}", sent_time=1_700_000_000 + type_) for t in range(50)]
+        for type_ in (0, 2, 4, 6, 5, 3, 1, 0)
+    ]
+    answers: list[int] = []
+
+    def poster(batch: list[dict]) -> None:
+        response = requests.post(
+            f"{served}/callbacks/ums", json=batch, headers=basic_auth(), timeout=(2, 30)
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=poster, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * len(batches)
+
+    engine = create_engine(unmigrated_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        current = targets(engine)
+    finally:
+        engine.dispose()
+    assert len(current) == 50
+    assert {STATUS_BY_TYPE[t.type] for t in current.values()} == {"clicked"}
+    assert {t.event_count for t in current.values()} == {7}  # type 0 came twice: one event
