@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="channelkey:mastersecret to authenticate with (default: first of "
         "UMS_CHANNELS, or a bench channel for a server started here)",
     )
-    parser.add_argument("--posters", type=int, default=8, help="concurrent posters (default 8)")
+    parser.add_argument("--posters", type=int, default=4, help="concurrent posters (default 4)")
     parser.add_argument("--batches", type=int, default=3000, help="batches to post (default 3000)")
     parser.add_argument("--batch-size", type=int, default=100, help="records per batch")
     parser.add_argument("--warmup", type=int, default=100, help="batches posted before timing")
