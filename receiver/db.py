@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,8 @@ def get_session() -> Session:
 def write_session() -> Session:
     """The request's session with a transaction that is ready to write."""
     session = get_session()
+    if "write_turn" not in g:
+        g.write_turn = wait_for_write_turn(get_engine())
     session.connection(execution_options={SQLITE_BEGIN: True})
     return session
 
@@ -82,6 +86,27 @@ def close_session(_exc: BaseException | None = None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+    turn = g.pop("write_turn", None)
+    if turn is not None:
+        os.close(turn)  # lets the next writer in
+
+
+def wait_for_write_turn(engine: Engine) -> int | None:
+    """For a SQLite file, wait until no other writer of this service holds the
+    database and return the descriptor that holds it until closed; for other
+    databases (and in-memory SQLite), None at once.
+
+    SQLite's own busy handler makes waiting writers poll with sleeps of up to
+    100 ms, so under load some wait far longer than others. An exclusive flock on
+    a file beside the database makes them queue in the kernel instead, threads
+    and worker processes alike, and is released if its holder dies.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return None
+    fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def database_answers(engine: Engine) -> bool:

@@ -12,9 +12,11 @@ targets queue up instead of deadlocking.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,10 +75,7 @@ def store_events(
 def store_quarantine(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert quarantine rows, skipping any already kept."""
     if rows:
-        stmt = _insert(session, QUARANTINE).on_conflict_do_nothing(
-            index_elements=[QUARANTINE.c.quarantine_key]
-        )
-        session.execute(stmt, rows)
+        session.execute(_statements(session).keep_quarantined, rows)
 
 
 def digest(data: bytes) -> str:
@@ -212,23 +211,12 @@ def _store_events_portable(
         row = _event_row(record, channelkey=channelkey, received_at=now)
         rows.setdefault((row["msgid"], row["event_key"]), row)  # once per batch too
     ordered = [rows[key] for key in sorted(rows)]
-    stmt = (
-        _insert(session, EVENT)
-        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
-        .returning(EVENT.c.msgid, EVENT.c.event_key)
-    )
-    inserted = {(msgid, key) for msgid, key in session.execute(stmt, ordered)}
+    statements = _statements(session)
+    inserted = {(msgid, key) for msgid, key in session.execute(statements.add_events, ordered)}
     new_rows = [row for row in ordered if (row["msgid"], row["event_key"]) in inserted]
     targets = _fold_targets(new_rows, updated_at=now)
     if targets:
-        upsert = _insert(session, TARGET)
-        session.execute(
-            upsert.on_conflict_do_update(
-                index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
-                set_=_merge_target(upsert),
-            ),
-            targets,
-        )
+        session.execute(statements.merge_targets, targets)
     return len(inserted)
 
 
@@ -300,10 +288,33 @@ def _fold_targets(
     return [targets[key] for key in sorted(targets)]
 
 
-def _insert(session: Session, table: Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+@dataclass(frozen=True)
+class _Statements:
+    add_events: Any  # insert, skip stored, return the keys inserted
+    merge_targets: Any  # upsert by the stage rule
+    keep_quarantined: Any  # insert, skip kept
+
+
+@functools.cache
+def _statements_for(dialect: str) -> _Statements:
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    upsert = insert(TARGET)
+    return _Statements(
+        add_events=insert(EVENT)
+        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
+        .returning(EVENT.c.msgid, EVENT.c.event_key),
+        merge_targets=upsert.on_conflict_do_update(
+            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
+            set_=_merge_target(upsert),
+        ),
+        keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
+            index_elements=[QUARANTINE.c.quarantine_key]
+        ),
+    )
+
+
+def _statements(session: Session) -> _Statements:
+    """The bulk statements for the session's database, built once per dialect."""
+    return _statements_for(session.get_bind().dialect.name)

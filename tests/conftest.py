@@ -103,3 +103,13 @@ def engine(app: Flask) -> Engine:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture
+def engine_for_sqlite(tmp_path: os.PathLike[str]) -> Iterator[tuple[str, Engine]]:
+    """A migrated SQLite file (for SQLite-only behaviour) and an engine on it."""
+    url = f"sqlite:///{tmp_path}/umstrack.db"
+    migrate(url)
+    engine = create_engine(url)
+    yield url, engine
+    engine.dispose()
