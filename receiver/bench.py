@@ -13,8 +13,6 @@ import base64
 import http.client
 import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from .local import running_server
 
 BENCH_CHANNEL = "benchchannel0000000000ab:benchsecret00000000000000"
 # Lifecycle of one recipient of a broadcast to the APP channel.
@@ -190,50 +190,11 @@ def _post_all(url: str, auth: str, bodies: list[bytes], posters: int) -> Figures
 @contextmanager
 def _server(database_url: str | None, channel: str, workers: int | None) -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
-        port = free_port()
         env = {
-            **os.environ,
             "DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db",
             "UMS_CHANNELS": channel,
-            "PORT": str(port),
             "GUNICORN_ACCESSLOG": "",
         }
-        argv = [sys.executable, "-m", "receiver.cli", "serve"]
-        if workers:
-            argv += ["--workers", str(workers)]
-        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, process)
+        args = ("--workers", str(workers)) if workers else ()
+        with running_server(env, args=args) as url:
             yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen[Any], timeout: float = 60) -> None:
-    """Wait for ``url``/healthz to answer 200, or fail if ``process`` exits first."""
-    parsed = urllib.parse.urlsplit(url)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with code {process.returncode}")
-        conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=2)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.1)
-    raise RuntimeError(f"server at {url} not healthy after {timeout} s")

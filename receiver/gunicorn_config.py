@@ -13,3 +13,6 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 2)
 keepalive = 75
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
 errorlog = "-"
+# gunicorn 27's control socket sits at one path per user: several servers on one
+# machine (tests, bench) would fight over it, and the platform manages us by signals.
+control_socket_disable = True

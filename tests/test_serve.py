@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -13,7 +10,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine
 
-from receiver.bench import free_port, wait_until_healthy
+from receiver.local import running_server
 from receiver.status import STATUS_BY_TYPE
 from tests.conftest import TEST_DATABASE_URL, fresh_postgres_schema
 from tests.helpers import CHANNELS_ENV, basic_auth, events, nine_type_batch, record, targets
@@ -32,30 +29,9 @@ def unmigrated_url(backend, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def served(unmigrated_url, tmp_path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        **CHANNELS_ENV,
-        "DATABASE_URL": unmigrated_url,
-        "PORT": str(port),
-        "WEB_CONCURRENCY": "2",
-    }
-    log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "receiver.cli", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=tmp_path,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process)
+    env = {**CHANNELS_ENV, "DATABASE_URL": unmigrated_url, "WEB_CONCURRENCY": "2"}
+    with open(tmp_path / "serve.log", "w") as log, running_server(env, output=log) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_serve_takes_callbacks_over_real_http(served, unmigrated_url):
