@@ -7,6 +7,7 @@ per-record round trips. The caller commits.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -73,10 +74,11 @@ def record_batch(
         channelkey=channelkey,
         received_at=received_at,
     )
+    rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
     quarantine(
         session=session,
         channelkey=channelkey,
-        items=[(f"record {i}: {reason}", json.dumps(rec)) for i, reason, rec in sorted(rejects)],
+        items=[(f"record {i}: {reason}", json.dumps(rec)) for i, reason, rec in rejects],
         received_at=received_at,
     )
     return BatchResult(
@@ -148,17 +150,18 @@ def check_record(record: Any, *, channelkey: str) -> None:
 def _storable_json(
     good: list[tuple[int, dict[str, Any]]], rejects: list[tuple[int, str, Any]]
 ) -> str:
-    """The good records as one JSON text, after moving to ``rejects`` any record whose
-    text the database cannot hold (NUL characters, lone UTF-16 surrogates)."""
-    text = json.dumps([record for _, record in good], ensure_ascii=False)
+    """The good records as one JSON text, after moving to ``rejects`` any record the
+    database cannot hold (NUL characters, lone UTF-16 surrogates, numbers beyond
+    a double such as 1e400, which Python reads as infinity)."""
     try:
+        text = json.dumps([record for _, record in good], ensure_ascii=False, allow_nan=False)
         text.encode("utf-8")
-    except UnicodeEncodeError:
+    except ValueError:  # a non-finite number, or (UnicodeEncodeError) a lone surrogate
         pass
     else:
         if "\\u0000" not in text:
             return text  # the common case: one dump, one scan
-    # Some record is suspect: look at each one's strings.
+    # Some record is suspect: look at each one's values.
     kept = []
     for index, record in good:
         problem = _unstorable(record)
@@ -179,6 +182,8 @@ def _unstorable(value: Any) -> str | None:
         except UnicodeEncodeError:
             return "contains a lone UTF-16 surrogate, not valid Unicode"
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return "contains a number too large to store"
     if isinstance(value, dict):
         return next(filter(None, map(_unstorable, (*value.keys(), *value.values()))), None)
     if isinstance(value, list):

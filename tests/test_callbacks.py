@@ -299,6 +299,14 @@ def test_lone_surrogate_is_quarantined_not_a_server_error(client, engine):
     assert "surrogate" in quarantined(engine)[0].reason
 
 
+def test_number_too_large_for_json_is_quarantined_not_a_server_error(client, engine):
+    body = '[{"type": 4, "msgid": "m", "userid": "u"}, {"type": 4, "msgid": "m", "x": -1e400}]'
+    response = post(client, body)
+    assert response.status_code == 200
+    assert response.json == {"received": 2, "stored": 1, "duplicates": 0, "quarantined": 1}
+    assert quarantined(engine)[0].reason == "record 1: contains a number too large to store"
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
