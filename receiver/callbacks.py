@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -63,7 +63,7 @@ def receive() -> Response:
     return jsonify(result.as_dict())
 
 
-def _reject_body(channelkey: str, body: bytes, reason: str) -> None:
+def _reject_body(channelkey: str, body: bytes, reason: str) -> NoReturn:
     session = write_session()
     quarantine(session=session, channelkey=channelkey, items=[(reason, _as_text(body))])
     session.commit()
