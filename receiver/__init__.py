@@ -8,7 +8,8 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from . import callbacks, db, errors, health
+from . import api, callbacks, db, errors, health
+from .api import TokenAuth
 from .auth import ChannelAuth
 from .config import Settings
 
@@ -22,9 +23,11 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["umstrack.settings"] = settings
     app.extensions["umstrack.engine"] = db.make_engine(settings)
     app.extensions["umstrack.channel_auth"] = ChannelAuth(settings.channels)
+    app.extensions["umstrack.token_auth"] = TokenAuth(settings.api_tokens)
     app.teardown_appcontext(db.close_session)
     errors.register(app)
     app.register_blueprint(callbacks.bp)
+    app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     _log_to_stdout()
     return app

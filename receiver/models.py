@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, SmallInteger, Text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, SmallInteger, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -50,10 +50,39 @@ def _utc_column(**kwargs: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kwargs))
 
 
+class Message(SQLModel, table=True):
+    """A message this service sent or has heard of through callbacks."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_created_at_msgid", "created_at", "msgid"),
+        Index("ix_message_sendno", "sendno"),
+    )
+
+    msgid: str = Field(sa_column=Column(Text, primary_key=True))
+    provider: str = Field(sa_column=Column(Text, nullable=False))  # "ums", "rongcloud"
+    channelkey: str | None = Field(default=None, sa_column=Column(Text))
+    sendno: str | None = Field(default=None, sa_column=Column(Text))
+    # The sender's callback params (for messages heard of first through callbacks,
+    # those the first callback echoed).
+    params: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONDocument))
+    # Set when this service sent the message: what it sent and what came back.
+    request: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    sent_at: datetime | None = _utc_column()
+    send_code: int | None = Field(default=None, sa_column=Column(BigInteger))
+    send_message: str | None = Field(default=None, sa_column=Column(Text))
+    # When this service first knew of the message (sent it, or heard of it).
+    created_at: datetime = _utc_column(nullable=False)
+
+
 class Event(SQLModel, table=True):
     """One status callback record, stored once however often UMS delivers it."""
 
     __tablename__ = "event"
+    __table_args__ = (
+        # Timelines: one message's events in time order, read by keyset pages.
+        Index("ix_event_timeline", "msgid", "occurred_at", "received_at", "event_key"),
+    )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
     # Digest of the record's canonical JSON: a provider retry has the same key.
@@ -81,6 +110,10 @@ class Target(SQLModel, table=True):
     """The current status of one recipient of one message on one channel."""
 
     __tablename__ = "target"
+    __table_args__ = (
+        # A message's targets in one status (filters, counts by status).
+        Index("ix_target_status", "msgid", "type", "recipient", "sender"),
+    )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
     # userid when UMS gives one, else sender_id.

@@ -5,9 +5,11 @@ JSON parameter, and one statement extracts the fields, inserts the new events,
 folds them per target and merges the targets; on a small machine the client's
 CPU is what limits intake, and this leaves it nearly nothing to do per record.
 SQLite: the rows are built in Python, inserted with RETURNING, folded in Python
-and upserted. Both merge targets with the same rule, :func:`_merge_target`, and
-both take row locks in key order, so that concurrent batches that touch the same
-targets queue up instead of deadlocking.
+and upserted. Both merge targets with the same rule, :func:`_merge_target`.
+
+Every batch takes its row locks in one order, messages, then events, then
+targets, each sorted by key, so that concurrent batches that touch the same rows
+queue up instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from .models import Event, Quarantine, Target
+from .models import Event, Message, Quarantine, Target
 from .status import RANK_BY_TYPE
 
+MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
@@ -60,9 +63,11 @@ def store_events(
 ) -> int:
     """Store checked callback records (``records_json`` is the same list as JSON
     text) as events of ``channelkey``, skipping any already stored, and merge them
-    into their targets. Returns how many events were new."""
+    into their targets. Messages not yet known are recorded first. Returns how many
+    events were new."""
     if not records:
         return 0
+    _add_messages(session, records, channelkey=channelkey, now=received_at)
     if session.get_bind().dialect.name == "postgresql":
         stored: int = session.execute(
             _STORE_POSTGRESQL,
@@ -70,6 +75,28 @@ def store_events(
         ).scalar_one()
         return stored
     return _store_events_portable(session, records, channelkey=channelkey, now=received_at)
+
+
+def _add_messages(
+    session: Session, records: Sequence[dict[str, Any]], *, channelkey: str, now: datetime
+) -> None:
+    """Record the messages of these records that were not known yet, with the params
+    their callbacks echo."""
+    params: dict[str, Any] = {}
+    for record in records:
+        if params.get(record["msgid"]) is None:
+            params[record["msgid"]] = record.get("params")
+    rows = [
+        {
+            "msgid": msgid,
+            "provider": "ums",
+            "channelkey": channelkey,
+            "params": params[msgid],
+            "created_at": now,
+        }
+        for msgid in sorted(params)
+    ]
+    session.execute(_statements(session).add_messages, rows)
 
 
 def store_quarantine(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -293,6 +320,7 @@ class _Statements:
     add_events: Any  # insert, skip stored, return the keys inserted
     merge_targets: Any  # upsert by the stage rule
     keep_quarantined: Any  # insert, skip kept
+    add_messages: Any  # insert, skip known
 
 
 @functools.cache
@@ -312,6 +340,7 @@ def _statements_for(dialect: str) -> _Statements:
         keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
             index_elements=[QUARANTINE.c.quarantine_key]
         ),
+        add_messages=insert(MESSAGE).on_conflict_do_nothing(index_elements=[MESSAGE.c.msgid]),
     )
 
 

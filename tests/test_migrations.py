@@ -18,7 +18,7 @@ from receiver.config import normalize_database_url
 from receiver.db import alembic_config, migrate
 from tests.conftest import TEST_DATABASE_URL
 
-TABLES = {"alembic_version", "event", "target", "quarantine"}
+TABLES = {"alembic_version", "message", "event", "target", "quarantine"}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_empty_database_upgrades_to_head(empty_database):
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     finally:
         engine.dispose()
 

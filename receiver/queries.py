@@ -1,0 +1,277 @@
+"""Read side: message summaries, timelines, target statuses and message lists.
+
+Every list is paged by keyset (the last row's sort key, sent back as an opaque
+cursor), so a page never repeats or skips a row however many arrive meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, Text, cast, exists, func, select, tuple_
+from sqlalchemy.orm import Session
+
+from .models import Event, Message, Target
+from .status import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
+
+MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
+EVENT: Table = Event.__table__  # type: ignore[attr-defined]
+TARGET: Table = Target.__table__  # type: ignore[attr-defined]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+# app_platform as the public SDK encodes it (providers.md 1.2); names pass through.
+_PLATFORMS = {"0": "android", "1": "ios", "2": "web", "3": "quickapp", "4": "hmos"}
+_VENDORS = {
+    0: "jiguang", 1: "huawei", 2: "oppo", 3: "vivo", 4: "xiaomi", 5: "meizu", 6: "fcm",
+    8: "apns",
+}  # fmt: skip
+
+
+class CursorError(ValueError):
+    """A cursor that this service did not hand out (or for another list)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list and the cursor of the next one (None on the last page)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def message_summary(*, session: Session, msgid: str) -> dict[str, Any] | None:
+    """Everything known about one message, or None when nothing is."""
+    message = session.get(Message, msgid)
+    if message is None:
+        return None
+    return _summaries(session, [message])[0]
+
+
+def timeline(
+    *, session: Session, msgid: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+) -> Page:
+    """A message's events in time order (occurred_at, then arrival)."""
+    key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.event_key)
+    query = select(EVENT).where(EVENT.c.msgid == msgid)
+    if cursor:
+        occurred, received, event_key = _decode(cursor, "t", 3)
+        after = (_datetime(occurred), _datetime(received), _string(event_key))
+        query = query.where(tuple_(*key) > tuple_(*after))
+    rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
+    return _page(
+        [event_json(row) for row in rows[:limit]],
+        rows,
+        limit,
+        lambda row: _encode("t", [row["occurred_at"].isoformat(),
+                                  row["received_at"].isoformat(), row["event_key"]]),
+    )  # fmt: skip
+
+
+def targets(
+    *,
+    session: Session,
+    msgid: str,
+    status: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """The current status of each of a message's targets, optionally of one status."""
+    key = (TARGET.c.recipient, TARGET.c.sender)
+    query = select(TARGET).where(TARGET.c.msgid == msgid)
+    if status is not None:
+        query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
+    if cursor:
+        recipient, sender = _decode(cursor, "r", 2)
+        query = query.where(tuple_(*key) > tuple_(_string(recipient), _int(sender)))
+    rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
+    return _page(
+        [target_json(row) for row in rows[:limit]],
+        rows,
+        limit,
+        lambda row: _encode("r", [row["recipient"], row["sender"]]),
+    )
+
+
+def list_messages(
+    *,
+    session: Session,
+    sendno: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    params: Mapping[str, str] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """Message summaries, newest first, filtered by sendno, a current status among
+    the targets, creation time (since inclusive, until exclusive) and params."""
+    key = (MESSAGE.c.created_at, MESSAGE.c.msgid)
+    query = select(Message)
+    if sendno is not None:
+        query = query.where(MESSAGE.c.sendno == sendno)
+    if status is not None:
+        query = query.where(
+            exists().where(
+                TARGET.c.msgid == MESSAGE.c.msgid, TARGET.c.type == TYPE_BY_STATUS[status]
+            )
+        )
+    if since is not None:
+        query = query.where(MESSAGE.c.created_at >= since)
+    if until is not None:
+        query = query.where(MESSAGE.c.created_at < until)
+    for name, value in (params or {}).items():
+        # As text on both backends: SQLite's json_extract returns numbers as numbers.
+        query = query.where(cast(MESSAGE.c.params[name].as_string(), Text) == value)
+    if cursor:
+        created, msgid = _decode(cursor, "m", 2)
+        query = query.where(tuple_(*key) < tuple_(_datetime(created), _string(msgid)))
+    messages = session.scalars(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).all()
+    return _page(
+        _summaries(session, messages[:limit]),
+        messages,
+        limit,
+        lambda m: _encode("m", [m.created_at.isoformat(), m.msgid]),
+    )
+
+
+def event_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The API's view of one stored event."""
+    platform = row["app_platform"]
+    vendor = row["app_sender"]
+    return {
+        "type": row["type"],
+        "status": STATUS_BY_TYPE[row["type"]],
+        "userid": row["userid"],
+        "sender_id": row["sender_id"],
+        "sender": row["sender"],
+        "channel": channel_name(row["sender"], wechatwk_sender=row["wechatwk_sender"]),
+        "app_platform": None if platform is None else _PLATFORMS.get(platform, platform),
+        "app_vendor": None if vendor is None else _VENDORS.get(vendor, f"unknown:{vendor}"),
+        "occurred_at": row["occurred_at"].isoformat(),
+        "received_at": row["received_at"].isoformat(),
+        "error": None
+        if row["error_code"] is None and row["error_message"] is None
+        else {"code": row["error_code"], "message": row["error_message"]},
+        "params": row["params"],
+    }
+
+
+def target_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """The API's view of one target's current status."""
+    sender = None if row["sender"] < 0 else row["sender"]
+    return {
+        "recipient": row["recipient"],
+        "userid": row["userid"],
+        "sender_id": row["sender_id"],
+        "sender": sender,
+        "channel": channel_name(sender),
+        "status": STATUS_BY_TYPE[row["type"]],
+        "reached_at": row["reached_at"].isoformat(),
+        "event_count": row["event_count"],
+    }
+
+
+def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Summaries of several messages, with three queries however many there are."""
+    msgids = [m.msgid for m in messages]
+    counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
+    by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    if msgids:
+        event_rows = session.execute(
+            select(
+                EVENT.c.msgid,
+                EVENT.c.type,
+                func.count(),
+                func.min(EVENT.c.occurred_at),
+                func.max(EVENT.c.occurred_at),
+            )
+            .where(EVENT.c.msgid.in_(msgids))
+            .group_by(EVENT.c.msgid, EVENT.c.type)
+        )
+        for msgid, type_, n, earliest, latest in event_rows:
+            counts[msgid][STATUS_BY_TYPE[type_]] = n
+            first[msgid] = min(first.get(msgid, earliest), earliest)
+            last[msgid] = max(last.get(msgid, latest), latest)
+        target_rows = session.execute(
+            select(TARGET.c.msgid, TARGET.c.type, func.count())
+            .where(TARGET.c.msgid.in_(msgids))
+            .group_by(TARGET.c.msgid, TARGET.c.type)
+        )
+        for msgid, type_, n in target_rows:
+            by_status[msgid][STATUS_BY_TYPE[type_]] = n
+    return [
+        {
+            "msgid": m.msgid,
+            "provider": m.provider,
+            "channelkey": m.channelkey,
+            "sendno": m.sendno,
+            "params": m.params,
+            "created_at": m.created_at.isoformat(),
+            "sent_at": _iso(m.sent_at),
+            "send": None
+            if m.send_code is None
+            else {"code": m.send_code, "message": m.send_message},
+            "counts": counts[m.msgid],
+            "targets": {"total": sum(by_status[m.msgid].values()), "by_status": by_status[m.msgid]},
+            "first_event_at": _iso(first.get(m.msgid)),
+            "last_event_at": _iso(last.get(m.msgid)),
+        }
+        for m in messages
+    ]
+
+
+def _page(items: list[dict[str, Any]], rows: Sequence[Any], limit: int, key: Any) -> Page:
+    # One row more than asked for was read: its presence says a next page exists.
+    return Page(items, key(rows[limit - 1]) if len(rows) > limit else None)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _encode(kind: str, values: list[Any]) -> str:
+    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str, kind: str, size: int) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        values = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise CursorError("not a cursor of this service") from None
+    if not isinstance(values, list) or len(values) != size + 1 or values[0] != kind:
+        raise CursorError("a cursor of another list")
+    return values[1:]
+
+
+def _datetime(value: Any) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(_string(value))
+    except ValueError:
+        raise CursorError("a damaged cursor") from None
+    if parsed.tzinfo is None:
+        raise CursorError("a damaged cursor")
+    return parsed
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CursorError("a damaged cursor")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CursorError("a damaged cursor")
+    return value
