@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import receiver.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from receiver.config import Settings
 from receiver.db import make_engine
+from receiver.models import belongs_on  # also registers the tables on SQLModel.metadata
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -33,6 +33,8 @@ def run_migrations_online() -> None:
                 connection=connection,
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
+                include_object=lambda obj, _name, _type, reflected, _other: reflected
+                or belongs_on(obj, connection.dialect.name),
             )
             with context.begin_transaction():
                 context.run_migrations()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from . import api, callbacks, db, errors, health
+from . import api, callbacks, db, errors, health, openapi
 from .api import TokenAuth
 from .auth import ChannelAuth
 from .config import Settings
@@ -29,6 +29,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(callbacks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     _log_to_stdout()
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,9 @@ from .queries import DEFAULT_LIMIT, MAX_LIMIT, CursorError
 from .status import STATUSES
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+# A time, then an offset whose "+" a query string decoded as a space.
+_UNENCODED_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d(?::?\d\d)?)$")
 
 
 class TokenAuth:
@@ -50,12 +54,14 @@ def _require_token() -> None:
                        {"WWW-Authenticate": 'Bearer realm="umstrack"'})  # fmt: skip
 
 
+# msgids contain ":" (v:1t:1603707455p:27133n:2); the path converter takes any
+# text up to the next "/".
 @bp.get("/messages/<msgid>")
 def message(msgid: str) -> Response:
     """One message's summary."""
     summary = queries.message_summary(session=get_session(), msgid=msgid)
     if summary is None:
-        raise ApiError(404, "not_found", f"No message {msgid!r} is known here.")
+        raise _unknown(msgid)
     return jsonify(summary)
 
 
@@ -64,15 +70,18 @@ def timeline(msgid: str) -> Response:
     """One message's events in time order."""
     session = get_session()
     page = _paged(queries.timeline, session=session, msgid=msgid)
-    if not page.items and queries.message_summary(session=session, msgid=msgid) is None:
-        raise ApiError(404, "not_found", f"No message {msgid!r} is known here.")
+    if not page.items and not queries.message_known(session=session, msgid=msgid):
+        raise _unknown(msgid)
     return jsonify(msgid=msgid, events=page.items, next_cursor=page.next_cursor)
 
 
 @bp.get("/messages/<msgid>/targets")
 def targets(msgid: str) -> Response:
     """The current status of each of one message's targets."""
-    page = _paged(queries.targets, session=get_session(), msgid=msgid, status=_status())
+    session = get_session()
+    page = _paged(queries.targets, session=session, msgid=msgid, status=_status())
+    if not page.items and not queries.message_known(session=session, msgid=msgid):
+        raise _unknown(msgid)
     return jsonify(msgid=msgid, targets=page.items, next_cursor=page.next_cursor)
 
 
@@ -109,7 +118,8 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isascii: str.isdigit() also takes digits such as "²" that int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _bad("limit", f"must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
     return int(raw)
 
@@ -125,12 +135,18 @@ def _time(name: str) -> datetime | None:
     raw = request.args.get(name)
     if raw is None:
         return None
+    # An offset written unencoded in a URL ("+08:00") arrives as " 08:00".
+    raw = _UNENCODED_OFFSET.sub(r"\1+\2", raw)
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise _bad(name, f"not an ISO 8601 time: {raw!r}") from None
     # A time without an offset is taken as UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _unknown(msgid: str) -> ApiError:
+    return ApiError(404, "not_found", f"No message {msgid!r} is known here.")
 
 
 def _bad(parameter: str, message: str) -> ApiError:

@@ -7,9 +7,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from .config import ConfigError, Settings
-from .db import migrate
+from .db import make_engine, migrate
+from .report import status_report
 
 log = logging.getLogger("umstrack")
 
@@ -26,6 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate_cmd.set_defaults(func=_migrate)
+
+    status = commands.add_parser(
+        "status", help="a message's summary and timeline, read from the database"
+    )
+    status.add_argument("msgid")
+    status.add_argument(
+        "--limit", type=int, default=1000, help="timeline rows to show (default 1000; 0: all)"
+    )
+    status.set_defaults(func=_status)
 
     bench = commands.add_parser("bench", help="benchmark callback intake against a server")
     from .bench import add_arguments
@@ -48,6 +63,30 @@ def _migrate(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     migrate(settings.database_url)
     log.info("database schema is at head")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    database = make_url(settings.database_url).database
+    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+        print(f"umstrack: no database at {database} (set DATABASE_URL)", file=sys.stderr)
+        return 1
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            report = status_report(
+                session=session, msgid=args.msgid, limit=args.limit if args.limit > 0 else None
+            )
+    except SQLAlchemyError as exc:
+        print(f"umstrack: cannot read the database: {exc.__cause__ or exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if report is None:
+        print(f"umstrack: no message {args.msgid!r} is known", file=sys.stderr)
+        return 1
+    print(report)
     return 0
 
 

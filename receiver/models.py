@@ -46,6 +46,14 @@ SQLModel.metadata.naming_convention = {
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
+def belongs_on(obj: Any, dialect: str) -> bool:
+    """Whether a schema object is created on ``dialect`` (Alembic's include_object):
+    objects made conditional with ``ddl_if(dialect=...)`` exist on that one only."""
+    condition = getattr(obj, "_ddl_if", None)
+    wanted = getattr(condition, "dialect", None)
+    return wanted is None or wanted == dialect or (isinstance(wanted, tuple) and dialect in wanted)
+
+
 def _utc_column(**kwargs: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kwargs))
 
@@ -55,8 +63,16 @@ class Message(SQLModel, table=True):
 
     __tablename__ = "message"
     __table_args__ = (
+        # The message list: newest first, keyset pages.
         Index("ix_message_created_at_msgid", "created_at", "msgid"),
         Index("ix_message_sendno", "sendno"),
+        # Filters on callback params (param.order_id=123) by JSONB containment.
+        Index(
+            "ix_message_params",
+            "params",
+            postgresql_using="gin",
+            postgresql_ops={"params": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
@@ -80,8 +96,16 @@ class Event(SQLModel, table=True):
 
     __tablename__ = "event"
     __table_args__ = (
-        # Timelines: one message's events in time order, read by keyset pages.
-        Index("ix_event_timeline", "msgid", "occurred_at", "received_at", "event_key"),
+        # Timelines: one message's events in time order, read by keyset pages. With
+        # the type included, a summary's counts come from the index alone on PostgreSQL.
+        Index(
+            "ix_event_timeline",
+            "msgid",
+            "occurred_at",
+            "received_at",
+            "event_key",
+            postgresql_include=["type"],
+        ),
     )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))

@@ -9,16 +9,31 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Text, cast, exists, func, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    Text,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from .models import Event, Message, Target
 from .status import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
+from .storage import NO_SENDER, SYSTEM_SENDER
 
 MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
@@ -47,6 +62,11 @@ class Page:
     next_cursor: str | None
 
 
+def message_known(*, session: Session, msgid: str) -> bool:
+    """Whether anything is known of this message (sent here, or heard of)."""
+    return session.get(Message, msgid) is not None
+
+
 def message_summary(*, session: Session, msgid: str) -> dict[str, Any] | None:
     """Everything known about one message, or None when nothing is."""
     message = session.get(Message, msgid)
@@ -64,7 +84,7 @@ def timeline(
     if cursor:
         occurred, received, event_key = _decode(cursor, "t", 3)
         after = (_datetime(occurred), _datetime(received), _string(event_key))
-        query = query.where(tuple_(*key) > tuple_(*after))
+        query = query.where(_after(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return _page(
         [event_json(row) for row in rows[:limit]],
@@ -85,12 +105,12 @@ def targets(
 ) -> Page:
     """The current status of each of a message's targets, optionally of one status."""
     key = (TARGET.c.recipient, TARGET.c.sender)
-    query = select(TARGET).where(TARGET.c.msgid == msgid)
+    query = select(TARGET).where(TARGET.c.msgid == msgid, _shown_target())
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     if cursor:
         recipient, sender = _decode(cursor, "r", 2)
-        query = query.where(tuple_(*key) > tuple_(_string(recipient), _int(sender)))
+        query = query.where(_after(key, (_string(recipient), _int(sender))))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return _page(
         [target_json(row) for row in rows[:limit]],
@@ -120,7 +140,9 @@ def list_messages(
     if status is not None:
         query = query.where(
             exists().where(
-                TARGET.c.msgid == MESSAGE.c.msgid, TARGET.c.type == TYPE_BY_STATUS[status]
+                TARGET.c.msgid == MESSAGE.c.msgid,
+                TARGET.c.type == TYPE_BY_STATUS[status],
+                _shown_target(),
             )
         )
     if since is not None:
@@ -128,11 +150,10 @@ def list_messages(
     if until is not None:
         query = query.where(MESSAGE.c.created_at < until)
     for name, value in (params or {}).items():
-        # As text on both backends: SQLite's json_extract returns numbers as numbers.
-        query = query.where(cast(MESSAGE.c.params[name].as_string(), Text) == value)
+        query = query.where(_param_is(session, name, value))
     if cursor:
         created, msgid = _decode(cursor, "m", 2)
-        query = query.where(tuple_(*key) < tuple_(_datetime(created), _string(msgid)))
+        query = query.where(_after(key, (_datetime(created), _string(msgid)), descending=True))
     messages = session.scalars(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).all()
     return _page(
         _summaries(session, messages[:limit]),
@@ -204,7 +225,7 @@ def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, 
             last[msgid] = max(last.get(msgid, latest), latest)
         target_rows = session.execute(
             select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(TARGET.c.msgid.in_(msgids))
+            .where(TARGET.c.msgid.in_(msgids), _shown_target())
             .group_by(TARGET.c.msgid, TARGET.c.type)
         )
         for msgid, type_, n in target_rows:
@@ -228,6 +249,60 @@ def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, 
         }
         for m in messages
     ]
+
+
+def _shown_target() -> ColumnElement[bool]:
+    """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
+    row on a real channel.
+
+    UMS makes validation records itself, before any channel takes the message; the
+    recipient's submission and delivery records then come from each channel. Kept
+    apart, one recipient would count as two targets, one stuck at ``target_valid``.
+    The channel rows are always past validation, so nothing is lost by hiding it.
+    """
+    system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
+    channel = TARGET.alias("channel_target")
+    on_a_channel = exists().where(
+        channel.c.msgid == TARGET.c.msgid,
+        channel.c.recipient == TARGET.c.recipient,
+        channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
+    )
+    return or_(~system, ~on_a_channel)
+
+
+def _param_is(session: Session, name: str, value: str) -> ColumnElement[bool]:
+    """``params[name]`` equals ``value``, given as text: ``123`` matches both the
+    string "123" and the number 123, as a query string cannot tell them apart."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Containment, which the GIN index on message.params serves.
+        params = type_coerce(MESSAGE.c.params, JSONB)
+        alternatives = [params.contains({name: value})]
+        number = _json_number(value)
+        if number is not None:
+            alternatives.append(params.contains({name: number}))
+        return or_(*alternatives)
+    # SQLite's json_extract returns numbers as numbers: compare as text.
+    return cast(MESSAGE.c.params[name].as_string(), Text) == value
+
+
+def _json_number(value: str) -> int | float | None:
+    """The JSON number ``value`` spells, if it spells one."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    is_number = isinstance(parsed, int | float) and not isinstance(parsed, bool)
+    return parsed if is_number and math.isfinite(parsed) else None
+
+
+def _after(
+    key: Sequence[Any], values: Sequence[Any], *, descending: bool = False
+) -> ColumnElement[bool]:
+    """Rows past a cursor position in the order of ``key``; each value is bound with
+    its column's type, so times compare as the column stores them."""
+    bound = (literal(value, type_=column.type) for column, value in zip(key, values, strict=True))
+    position = tuple_(*bound)
+    return tuple_(*key) < position if descending else tuple_(*key) > position
 
 
 def _page(items: list[dict[str, Any]], rows: Sequence[Any], limit: int, key: Any) -> Page:

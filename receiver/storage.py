@@ -48,7 +48,8 @@ EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
 
-NO_SENDER = -1
+NO_SENDER = -1  # the records name no channel
+SYSTEM_SENDER = 0  # UMS itself (validation records, before any channel)
 # sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).
 MILLISECONDS_FROM = 10**11
 

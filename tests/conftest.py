@@ -16,7 +16,7 @@ from sqlmodel import Session
 from receiver import create_app
 from receiver.config import normalize_database_url
 from receiver.db import migrate
-from tests.helpers import CHANNELS_ENV
+from tests.helpers import API_TOKEN, CHANNELS_ENV
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 BACKENDS = ["sqlite", "postgresql"] if TEST_DATABASE_URL else ["sqlite"]
@@ -78,7 +78,7 @@ class fresh_postgres_schema:  # noqa: N801 (used like a function)
 @pytest.fixture
 def env(database_url: str) -> dict[str, str]:
     """The environment the app under test is given."""
-    return {"DATABASE_URL": database_url, **CHANNELS_ENV}
+    return {"DATABASE_URL": database_url, **CHANNELS_ENV, "API_TOKENS": f"other-token,{API_TOKEN}"}
 
 
 @pytest.fixture

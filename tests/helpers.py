@@ -17,6 +17,7 @@ OTHER_CHANNEL = "0a1b2c3d4e5f60718293a4b5"
 OTHER_SECRET = "ffeeddccbbaa998877665544"
 CHANNELS_ENV = {"UMS_CHANNELS": f"{CHANNEL}:{SECRET},{OTHER_CHANNEL}:{OTHER_SECRET}"}
 MSGID = "v:1t:1603707455p:27133n:2"
+API_TOKEN = "read-token-0123456789"
 SENT_TIME = 1_700_000_000
 
 # sender value -> extra fields a record from that channel carries
@@ -84,6 +85,29 @@ def post(client: Any, payload: Any, headers: dict[str, str] | None = None) -> An
         content_type="application/json",
         headers=basic_auth() if headers is None else headers,
     )
+
+
+def bearer(token: str = API_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def api_get(client: Any, path: str, **params: Any) -> Any:
+    """GET a read API path with the test token; returns the response."""
+    return client.get(path, query_string=params, headers=bearer())
+
+
+def walk(client: Any, path: str, items: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged list, following next_cursor to the end."""
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = api_get(client, path, **query)
+        assert response.status_code == 200, response.json
+        seen += response.json[items]
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            return seen
 
 
 def events(engine: Engine) -> list[Event]:

@@ -40,8 +40,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_message_created_at_msgid", "message", ["created_at", "msgid"])
     op.create_index("ix_message_sendno", "message", ["sendno"])
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            "ix_message_params",
+            "message",
+            ["params"],
+            postgresql_using="gin",
+            postgresql_ops={"params": "jsonb_path_ops"},
+        )
     op.create_index(
-        "ix_event_timeline", "event", ["msgid", "occurred_at", "received_at", "event_key"]
+        "ix_event_timeline",
+        "event",
+        ["msgid", "occurred_at", "received_at", "event_key"],
+        postgresql_include=["type"],
     )
     op.create_index("ix_target_status", "target", ["msgid", "type", "recipient", "sender"])
     # Messages already heard of through callbacks, with the params they echoed.
@@ -65,6 +76,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_target_status", table_name="target")
     op.drop_index("ix_event_timeline", table_name="event")
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_message_params", table_name="message")
     op.drop_index("ix_message_sendno", table_name="message")
     op.drop_index("ix_message_created_at_msgid", table_name="message")
     op.drop_table("message")

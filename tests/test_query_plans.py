@@ -1,0 +1,145 @@
+"""PostgreSQL plans: reading one message never scans the event or target table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from sqlmodel import Session
+
+from receiver import queries
+from tests.conftest import TEST_DATABASE_URL
+
+pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL plans")
+
+MESSAGES = 2_000
+EVENTS_PER_MESSAGE = 100
+
+
+@pytest.fixture
+def backend() -> str:
+    return "postgresql"
+
+
+@pytest.fixture
+def big_engine(engine: Engine) -> Engine:
+    """250,000 events and 150,000 targets over 2,000 messages (one of them with
+    50,000 events), 100,000 more messages without events; analyzed."""
+    sizes = {"messages": MESSAGES, "per_message": EVENTS_PER_MESSAGE}
+    with engine.begin() as conn:
+        for statement in _FILL.split(";"):
+            if statement.strip():
+                conn.execute(text(statement), sizes)
+    # What autovacuum does on a live database: statistics and the visibility map.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE message, event, target"))
+    return engine
+
+
+_FILL = """
+    INSERT INTO message (msgid, provider, channelkey, params, created_at)
+    SELECT 'v:1t:1700000000p:' || m || 'n:1', 'ums', 'ch',
+           jsonb_build_object('order_id', m::text), now() - m * interval '1 s'
+    FROM generate_series(1, :messages) m;
+    INSERT INTO event (msgid, event_key, type, channelkey, userid, sender,
+                       sent_time, occurred_at, raw, received_at)
+    SELECT 'v:1t:1700000000p:' || m || 'n:1', md5(m || '-' || e), e % 9, 'ch',
+           'user' || (e % 75), 1, 1700000000 + e,
+           to_timestamp(1700000000 + e), '{}', now()
+    FROM generate_series(1, :messages) m, generate_series(1, :per_message) e;
+    INSERT INTO target (msgid, recipient, sender, userid, type, rank,
+                        reached_at, event_count, updated_at)
+    SELECT 'v:1t:1700000000p:' || m || 'n:1', 'user' || u, 1, 'user' || u,
+           4, 5, now(), 1, now()
+    FROM generate_series(1, :messages) m, generate_series(1, 75) u;
+-- One big broadcast among them: its timeline pages must not sort all its events.
+INSERT INTO event (msgid, event_key, type, channelkey, userid, sender,
+                   sent_time, occurred_at, raw, received_at)
+SELECT 'v:1t:1700000000p:1234n:1', md5('big-' || e), e % 9, 'ch', 'fan' || e, 1,
+       1700000000 + e / 10, to_timestamp(1700000000 + e / 10), '{}', now()
+FROM generate_series(1, 50000) e;
+-- Many more messages heard of without events: the list must not scan them all.
+INSERT INTO message (msgid, provider, channelkey, params, created_at)
+SELECT 'quiet-' || m, 'ums', 'ch', jsonb_build_object('order_id', m::text), now()
+FROM generate_series(1, 100000) m;
+    """
+
+
+def _statements_of(engine: Engine, run: Any) -> list[tuple[str, Any]]:
+    """The SQL statements (with parameters) that ``run(session)`` sends."""
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:  # noqa: ANN001
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        with Session(engine) as session:
+            run(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    return seen
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def _plans(engine: Engine, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+    plans = []
+    with engine.connect() as conn:
+        for statement, parameters in statements:
+            cursor = conn.connection.driver_connection.cursor()
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            raw = cursor.fetchone()[0]
+            plans.append(raw[0]["Plan"] if isinstance(raw, list) else json.loads(raw)[0]["Plan"])
+    return plans
+
+
+MSGID = "v:1t:1700000000p:1234n:1"
+
+
+READS = {
+    "summary": lambda s: queries.message_summary(session=s, msgid=MSGID),
+    "timeline": lambda s: queries.timeline(session=s, msgid=MSGID, limit=100),
+    "timeline-next-page": lambda s: queries.timeline(
+        session=s,
+        msgid=MSGID,
+        cursor=queries.timeline(session=s, msgid=MSGID, limit=10).next_cursor,
+    ),
+    "targets": lambda s: queries.targets(session=s, msgid=MSGID, status="delivered"),
+    "targets-next-page": lambda s: queries.targets(
+        session=s, msgid=MSGID, cursor=queries.targets(session=s, msgid=MSGID, limit=5).next_cursor
+    ),
+    "list-by-param": lambda s: queries.list_messages(session=s, params={"order_id": "1234"}),
+}
+
+
+def test_one_message_is_read_by_index(big_engine):
+    # One test for all reads: filling the tables is the slow part.
+    for name, read in READS.items():
+        statements = _statements_of(big_engine, read)
+        assert statements, name
+        for plan in _plans(big_engine, statements):
+            scanned = {
+                node.get("Relation Name")
+                for node in _nodes(plan)
+                if node["Node Type"] == "Seq Scan"
+            }
+            assert not scanned & {"event", "target", "message"}, (name, json.dumps(plan))
+
+
+def test_timeline_pages_come_in_index_order(big_engine):
+    # No sort: a page reads its rows in index order and stops at the limit, however
+    # many events the message has.
+    for name in ("timeline", "timeline-next-page"):
+        statements = _statements_of(big_engine, READS[name])
+        plan = _plans(big_engine, statements)[-1]
+        nodes = list(_nodes(plan))
+        assert {"Sort", "Incremental Sort"}.isdisjoint(n["Node Type"] for n in nodes), (name, plan)
+        assert "ix_event_timeline" in {n.get("Index Name") for n in nodes}, name
