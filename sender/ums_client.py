@@ -1,0 +1,440 @@
+"""Jiguang UMS REST client: send, broadcast, template sends and withdraw, with callback tracking."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import ProxyError as Urllib3ProxyError
+from urllib3.util.retry import Retry
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.ums.jiguang.cn"
+# (connect, read) in seconds; connect slightly above a multiple of 3 (TCP SYN retransmit).
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 15.0)
+TRACKING_KEY = "umstrack_send"
+RATE_LIMITED = 1015030
+# Characters RFC 3986 allows unescaped in a path segment besides unreserved ones.
+# ":" stays literal, as in the UMS docs' example; "/", "?", "#", "%" and spaces are escaped.
+_PATH_SEGMENT_SAFE = ":@!$&'()*+,;="
+_EXCERPT_CHARS = 200
+
+
+class SenderError(Exception):
+    """Base class of every error a provider client raises."""
+
+
+class UmsError(SenderError):
+    """UMS answered, but not with success; code is None when the answer was no UMS envelope."""
+
+    def __init__(
+        self,
+        code: int | None,
+        message: str,
+        http_status: int | None,
+        sendno: str | None = None,
+        send_id: str | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.sendno = sendno
+        self.send_id = send_id
+        super().__init__(f"UMS error {code} (HTTP {http_status}): {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            type(self),
+            (self.code, self.message, self.http_status, self.sendno, self.send_id),
+        )
+
+
+class UnknownOutcome(SenderError):
+    """The request may have reached UMS, but no answer came: the message may or may not be sent."""
+
+    def __init__(self, sendno: str | None, send_id: str | None, reason: str) -> None:
+        self.sendno = sendno
+        self.send_id = send_id
+        self.reason = reason
+        super().__init__(
+            f"outcome unknown, the message may or may not have been sent "
+            f"(sendno={sendno!r}, send_id={send_id!r}): {reason}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.sendno, self.send_id, self.reason))
+
+
+class NotSent(SenderError):
+    """No connection to UMS could be made, so the request was never sent."""
+
+    def __init__(self, sendno: str | None, send_id: str | None, reason: str, attempts: int) -> None:
+        self.sendno = sendno
+        self.send_id = send_id
+        self.reason = reason
+        self.attempts = attempts
+        super().__init__(
+            f"never sent: could not connect to UMS in {attempts} attempt(s) "
+            f"(sendno={sendno!r}, send_id={send_id!r}): {reason}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.sendno, self.send_id, self.reason, self.attempts))
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A message UMS accepted; body is the JSON object that was sent, as sent."""
+
+    msgid: str
+    sendno: str | None
+    code: int
+    message: str
+    send_id: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetractResult:
+    """A withdraw UMS accepted (the per-target outcome arrives later as callbacks 7 and 8)."""
+
+    msgid: str
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds and exponential backoff (base_delay * 2**n, at most max_delay) for safe retries."""
+
+    max_rate_limit_retries: int = 3
+    max_connect_retries: int = 2
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry number retry_number (0 for the first retry)."""
+        return float(min(self.max_delay, self.base_delay * 2**retry_number))
+
+
+class _BasicAuth(AuthBase):
+    """Sets a precomputed Basic header, so that a ~/.netrc entry can never replace it."""
+
+    def __init__(self, channelkey: str, mastersecret: str) -> None:
+        token = base64.b64encode(f"{channelkey}:{mastersecret}".encode()).decode("ascii")
+        self.header = f"Basic {token}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self.header
+        return request
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """True only when the exception proves no byte of the request reached the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    # Look only at what requests and urllib3 wrapped on purpose (args[0], .reason,
+    # .original_error), never at __context__: that chain can lead to unrelated
+    # exceptions, e.g. one the caller was handling when it called us.
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, Urllib3ProxyError):
+        cause = cause.original_error  # failed to reach the proxy itself
+    # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses:
+    # the TCP connection was never established. A reset, RemoteDisconnected or read
+    # timeout arrives wrapped as ProtocolError / ReadTimeoutError and is not matched.
+    return isinstance(cause, ConnectTimeoutError)
+
+
+class UmsClient:
+    """One UMS channel: Basic auth, one Session, explicit timeouts; use as a context manager."""
+
+    def __init__(
+        self,
+        channelkey: str,
+        mastersecret: str,
+        base_url: str = DEFAULT_API_BASE,
+        *,
+        callback_url: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not channelkey or ":" in channelkey:
+            raise ValueError("channelkey must be non-empty and contain no ':'")
+        if not mastersecret:
+            raise ValueError("mastersecret must be non-empty")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            # Caught here: requests would raise it per call, where it would read as a
+            # transport failure of unknown outcome.
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        connect_timeout, read_timeout = timeout
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise ValueError("timeouts must be positive (connect, read) seconds")
+        self.channelkey = channelkey
+        self.base_url = base_url.rstrip("/")
+        self.callback_url = callback_url
+        self.timeout = (float(connect_timeout), float(read_timeout))
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._closed = False
+        self._session = requests.Session()
+        # Retries are decided here, not by urllib3: Retry(0, read=False) turns every
+        # failure into an exception on the first attempt.
+        adapter = HTTPAdapter(max_retries=Retry(total=0, read=False))
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.auth = _BasicAuth(channelkey, mastersecret)
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "umstrack"})
+
+    def __enter__(self) -> UmsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session; the client cannot be used afterwards."""
+        self._closed = True
+        self._session.close()
+
+    def send(
+        self,
+        message: Mapping[str, Any],
+        *,
+        send_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> SendResult:
+        """Send an ordinary message to its aud_* targets (POST /v1/sent)."""
+        return self._send("/v1/sent", message, send_id, callback_url)
+
+    def broadcast(
+        self,
+        message: Mapping[str, Any],
+        *,
+        send_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> SendResult:
+        """Broadcast an ordinary message (POST /v1/broadcast)."""
+        return self._send("/v1/broadcast", message, send_id, callback_url)
+
+    def template_send(
+        self,
+        message: Mapping[str, Any],
+        *,
+        send_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> SendResult:
+        """Send a template message to its aud_* targets (POST /v1/template/sent)."""
+        return self._send("/v1/template/sent", message, send_id, callback_url)
+
+    def template_broadcast(
+        self,
+        message: Mapping[str, Any],
+        *,
+        send_id: str | None = None,
+        callback_url: str | None = None,
+    ) -> SendResult:
+        """Broadcast a template message (POST /v1/template/broadcast)."""
+        return self._send("/v1/template/broadcast", message, send_id, callback_url)
+
+    def retract(self, msgid: str) -> RetractResult:
+        """Withdraw a message sent in the last 24 h (POST /v1/retract/{msgid})."""
+        if not msgid or msgid in (".", ".."):
+            raise ValueError(f"invalid msgid {msgid!r}")
+        path = "/v1/retract/" + quote(msgid, safe=_PATH_SEGMENT_SAFE)
+        status, answer = self._post(path, None, sendno=None, send_id=None)
+        self._check(answer, status, sendno=None, send_id=None)
+        logger.info("UMS withdraw accepted: msgid=%s", msgid)
+        return RetractResult(msgid=msgid, code=0, message=str(answer.get("message", "")))
+
+    def build_body(
+        self,
+        message: Mapping[str, Any],
+        send_id: str,
+        callback_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The JSON object a send would post: message plus callback url and tracking params."""
+        callback = message.get("callback")
+        if callback is None:
+            callback = {}
+        if not isinstance(callback, Mapping):
+            raise TypeError("callback must be a JSON object")
+        params = callback.get("params")
+        if params is None:
+            params = {}
+        if not isinstance(params, Mapping):
+            raise TypeError("callback.params must be a JSON object")
+        if TRACKING_KEY in params and params[TRACKING_KEY] != send_id:
+            raise ValueError(
+                f"callback.params.{TRACKING_KEY} is {params[TRACKING_KEY]!r}, "
+                f"but this send's id is {send_id!r}"
+            )
+        url = callback.get("url")
+        if callback_url is not None and url is not None and url != callback_url:
+            raise ValueError(f"callback.url {url!r} conflicts with callback_url {callback_url!r}")
+        url = callback_url or url or self.callback_url
+        new_callback: dict[str, Any] = {**callback, "params": {**params, TRACKING_KEY: send_id}}
+        if url:
+            new_callback["url"] = url
+        else:
+            new_callback.pop("url", None)
+        return {**message, "callback": new_callback}
+
+    def _send(
+        self,
+        path: str,
+        message: Mapping[str, Any],
+        send_id: str | None,
+        callback_url: str | None,
+    ) -> SendResult:
+        if send_id is None:
+            send_id = uuid.uuid4().hex
+        elif not isinstance(send_id, str) or not send_id:
+            raise ValueError("send_id must be a non-empty string")
+        option = message.get("option")
+        raw_sendno = option.get("sendno") if isinstance(option, Mapping) else None
+        sendno = None if raw_sendno is None else str(raw_sendno)
+        data = json.dumps(
+            self.build_body(message, send_id, callback_url),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        status, answer = self._post(path, data, sendno=sendno, send_id=send_id)
+        self._check(answer, status, sendno=sendno, send_id=send_id)
+        msgid = answer.get("msgid")
+        if not isinstance(msgid, str) or not msgid:
+            # UMS said success; treating this as a failure could lead to a duplicate send.
+            raise UnknownOutcome(sendno, send_id, f"UMS answered success without a msgid: {answer}")
+        answered_sendno = answer.get("sendno")
+        result = SendResult(
+            msgid=msgid,
+            sendno=sendno if answered_sendno in (None, "") else str(answered_sendno),
+            code=0,
+            message=str(answer.get("message", "")),
+            send_id=send_id,
+            body=json.loads(data),
+        )
+        logger.info(
+            "UMS accepted %s: msgid=%s sendno=%s send_id=%s", path, msgid, result.sendno, send_id
+        )
+        return result
+
+    def _post(
+        self, path: str, data: bytes | None, *, sendno: str | None, send_id: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """POST with the safe retries; returns (HTTP status, JSON object) of the final answer."""
+        if self._closed:
+            raise RuntimeError("UmsClient is closed")
+        url = self.base_url + path
+        rate_limit_retries = connect_retries = 0
+        while True:
+            outcome = self._attempt(url, data, sendno=sendno, send_id=send_id)
+            if isinstance(outcome, requests.RequestException):
+                if connect_retries >= self.retry.max_connect_retries:
+                    attempts = connect_retries + 1
+                    raise NotSent(sendno, send_id, str(outcome), attempts) from outcome
+                delay = self.retry.delay(connect_retries)
+                connect_retries += 1
+                logger.warning(
+                    "UMS %s: could not connect (%s); retry %d in %.1f s",
+                    path,
+                    type(outcome).__name__,
+                    connect_retries,
+                    delay,
+                )
+            else:
+                status, answer = outcome
+                if answer.get("code") != RATE_LIMITED:
+                    return status, answer
+                if rate_limit_retries >= self.retry.max_rate_limit_retries:
+                    return status, answer  # _check raises the UmsError
+                delay = self.retry.delay(rate_limit_retries)
+                rate_limit_retries += 1
+                logger.warning(
+                    "UMS %s: rate limited (%d); retry %d in %.1f s",
+                    path,
+                    RATE_LIMITED,
+                    rate_limit_retries,
+                    delay,
+                )
+            self._sleep(delay)
+
+    def _attempt(
+        self, url: str, data: bytes | None, *, sendno: str | None, send_id: str | None
+    ) -> tuple[int, dict[str, Any]] | requests.RequestException:
+        """One POST; a provably unsent failure is returned (to retry), anything else raised."""
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        try:
+            response = self._session.post(
+                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            if never_sent(exc):
+                return exc
+            logger.warning("UMS %s: no answer after sending (%r)", url, exc)
+            raise UnknownOutcome(sendno, send_id, f"{type(exc).__name__}: {exc}") from exc
+        with response:
+            status, content = response.status_code, response.content
+        try:
+            answer = json.loads(content)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not _is_code(answer.get("code")):
+            raise UmsError(
+                None,
+                f"UMS answered HTTP {status} without a JSON envelope: {_excerpt(content)}",
+                status,
+                sendno,
+                send_id,
+            )
+        return status, answer
+
+    @staticmethod
+    def _check(
+        answer: dict[str, Any], status: int, *, sendno: str | None, send_id: str | None
+    ) -> None:
+        """Raise UmsError unless the answer is a success envelope."""
+        code = answer["code"]
+        answered_sendno = answer.get("sendno")
+        if answered_sendno not in (None, ""):
+            sendno = str(answered_sendno)
+        message = str(answer.get("message", ""))
+        if code != 0:
+            raise UmsError(code, message, status, sendno, send_id)
+        if not 200 <= status < 300:
+            detail = f"UMS answered code 0 with HTTP {status}: {message}"
+            raise UmsError(None, detail, status, sendno, send_id)
+
+
+def _is_code(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _excerpt(content: bytes) -> str:
+    text = " ".join(content.decode("utf-8", errors="replace").split())
+    if len(text) > _EXCERPT_CHARS:
+        text = text[:_EXCERPT_CHARS] + "…"
+    return repr(text)
