@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from sender.sending import UmsSender
+
 from . import api, callbacks, db, errors, health, openapi
 from .api import TokenAuth
 from .auth import ChannelAuth
@@ -24,6 +26,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["umstrack.engine"] = db.make_engine(settings)
     app.extensions["umstrack.channel_auth"] = ChannelAuth(settings.channels)
     app.extensions["umstrack.token_auth"] = TokenAuth(settings.api_tokens)
+    app.extensions["umstrack.sender"] = UmsSender.from_settings(
+        settings, engine=app.extensions["umstrack.engine"]
+    )
     app.teardown_appcontext(db.close_session)
     errors.register(app)
     app.register_blueprint(callbacks.bp)

@@ -11,6 +11,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from sender.sending import ConfigurationError, SendFailed, UmsSender, parse_request, summary_path
+from sender.ums_client import UmsError, UnknownOutcome
+from sender.ums_rules import MessageError
+
 from . import queries
 from .config import Settings
 from .db import get_session
@@ -85,6 +89,44 @@ def targets(msgid: str) -> Response:
     return jsonify(msgid=msgid, targets=page.items, next_cursor=page.next_cursor)
 
 
+@bp.post("/messages")
+def send() -> tuple[Response, int]:
+    """Send a UMS message through this service (validated, split, recorded)."""
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "bad_request", "The body must be a JSON object: a UMS message.")
+    sender: UmsSender = current_app.extensions["umstrack.sender"]
+    try:
+        outcome = sender.send(parse_request(body))
+    except MessageError as exc:
+        raise ApiError(400, "invalid_message", str(exc),
+                       details={"field": exc.field, "code": exc.code}) from None  # fmt: skip
+    except ConfigurationError as exc:
+        raise ApiError(503, "not_configured", f"Cannot send: {exc}.") from None
+    except SendFailed as exc:
+        raise _send_failed(exc) from None
+    answer = outcome.as_dict()
+    answer["messages"] = [
+        {"msgid": msgid, "url": request.host_url.rstrip("/") + summary_path(msgid)}
+        for msgid in outcome.msgids
+    ]
+    return jsonify(answer), 201
+
+
+def _send_failed(failure: SendFailed) -> ApiError:
+    """502 with UMS's code and message; 504 when UMS may or may not have sent it."""
+    error = failure.error
+    details: dict[str, Any] = {"sent": failure.outcome.as_dict()}
+    if isinstance(error, UmsError):
+        details["ums"] = {"code": error.code, "message": error.message,
+                          "http_status": error.http_status}  # fmt: skip
+        return ApiError(502, "ums_error", f"UMS refused the send: {error}", details=details)
+    if isinstance(error, UnknownOutcome):
+        details["sendno"] = error.sendno
+        return ApiError(504, "unknown_outcome", f"No answer from UMS: {error}", details=details)
+    return ApiError(502, "ums_unreachable", f"UMS could not be reached: {error}", details=details)
+
+
 @bp.get("/messages")
 def messages() -> Response:
     """Message summaries, newest first, filtered."""
@@ -97,6 +139,7 @@ def messages() -> Response:
         queries.list_messages,
         session=get_session(),
         sendno=request.args.get("sendno"),
+        send_id=request.args.get("send_id"),
         status=_status(),
         since=_time("since"),
         until=_time("until"),

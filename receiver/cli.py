@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -13,11 +14,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from sender.sending import ConfigurationError, SendFailed, UmsSender, parse_request
+from sender.ums_rules import MessageError
+
 from .config import ConfigError, Settings
 from .db import make_engine, migrate
 from .report import status_report
 
 log = logging.getLogger("umstrack")
+_RESULT_COMMANDS = {"send", "status"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database schema to head")
     migrate_cmd.set_defaults(func=_migrate)
+
+    send = commands.add_parser("send", help="validate and send a UMS message from a JSON file")
+    send.add_argument("file", help="the message as JSON (- for standard input)")
+    send.add_argument("--broadcast", action="store_true", help="broadcast: no aud_* targets")
+    send.add_argument("--template", action="store_true", help="a template send (template_id)")
+    send.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    send.add_argument("--channel", help="channelkey to send with (default: first of UMS_CHANNELS)")
+    send.set_defaults(func=_send)
 
     status = commands.add_parser(
         "status", help="a message's summary and timeline, read from the database"
@@ -48,9 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(bench)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    # Commands whose standard output is their result (JSON, a report) log to stderr.
+    prints_result = args.command in _RESULT_COMMANDS
+    logging.basicConfig(
+        stream=sys.stderr if prints_result else sys.stdout,
+        level=logging.INFO,
+        format="%(message)s",
+    )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # "Running upgrade"
+    if not prints_result:
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)  # "Running upgrade"
     try:
         result: int = args.func(args)
     except ConfigError as exc:
@@ -63,6 +83,39 @@ def _migrate(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     migrate(settings.database_url)
     log.info("database schema is at head")
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        body = json.loads(text)
+    except (OSError, ValueError) as exc:
+        print(f"umstrack: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        migrate(settings.database_url)  # sends are recorded in the receiver's database
+    engine = make_engine(settings)
+    try:
+        sender = UmsSender.from_settings(settings, engine=engine)
+        request = parse_request(
+            body, broadcast=args.broadcast, template=args.template, channelkey=args.channel
+        )
+        outcome = sender.send(request, dry_run=args.dry_run)
+    except MessageError as exc:
+        print(f"umstrack: invalid message: {exc} (UMS would answer {exc.code})", file=sys.stderr)
+        return 2
+    except ConfigurationError as exc:
+        print(f"umstrack: cannot send: {exc}", file=sys.stderr)
+        return 2
+    except SendFailed as exc:
+        print(json.dumps(exc.outcome.as_dict(), ensure_ascii=False, indent=2))
+        print(f"umstrack: send failed: {exc.error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(json.dumps(outcome.as_dict(), ensure_ascii=False, indent=2))
     return 0
 
 

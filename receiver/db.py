@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,22 @@ def write_session() -> Session:
         g.write_turn = wait_for_write_turn(get_engine())
     session.connection(execution_options={SQLITE_BEGIN: True})
     return session
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Session]:
+    """A session in a transaction ready to write, outside any request: committed when
+    the block ends, rolled back if it raises. Holds the SQLite writer turn only as
+    long as the block runs, so keep slow work (HTTP calls) out of it."""
+    turn = wait_for_write_turn(engine)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            session.connection(execution_options={SQLITE_BEGIN: True})
+            yield session
+            session.commit()
+    finally:
+        if turn is not None:
+            os.close(turn)
 
 
 def close_session(_exc: BaseException | None = None) -> None:

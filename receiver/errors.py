@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -15,20 +16,30 @@ class ApiError(Exception):
     """A domain error with the HTTP status and short code it answers with."""
 
     def __init__(
-        self, status: int, error: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        error: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}  # more fields beside error and message
 
 
 def error_response(
-    status: int, error: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    error: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Response:
-    """A JSON error answer in the one shape."""
-    response = jsonify(error=error, message=message)
+    """A JSON error answer in the one shape (``details`` adds fields beside it)."""
+    response = jsonify({**(details or {}), "error": error, "message": message})
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -43,7 +54,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.error, exc.message, exc.headers)
+        return error_response(exc.status, exc.error, exc.message, exc.headers, exc.details)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

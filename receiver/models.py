@@ -66,6 +66,7 @@ class Message(SQLModel, table=True):
         # The message list: newest first, keyset pages.
         Index("ix_message_created_at_msgid", "created_at", "msgid"),
         Index("ix_message_sendno", "sendno"),
+        Index("ix_message_send_id", "send_id"),
         # Filters on callback params (param.order_id=123) by JSONB containment.
         Index(
             "ix_message_params",
@@ -87,6 +88,11 @@ class Message(SQLModel, table=True):
     sent_at: datetime | None = _utc_column()
     send_code: int | None = Field(default=None, sa_column=Column(BigInteger))
     send_message: str | None = Field(default=None, sa_column=Column(Text))
+    # One send of this service may need several requests (audiences over 1000 ids,
+    # personalised contents): they share send_id (also the callbacks' umstrack_send
+    # param) and are numbered by part.
+    send_id: str | None = Field(default=None, sa_column=Column(Text))
+    part: int | None = Field(default=None, sa_column=Column(Integer))
     # When this service first knew of the message (sent it, or heard of it).
     created_at: datetime = _utc_column(nullable=False)
 

@@ -162,6 +162,12 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "string"},
                         },
                         {
+                            "name": "send_id",
+                            "in": "query",
+                            "description": "Only the messages (parts) of this send.",
+                            "schema": {"type": "string"},
+                        },
+                        {
                             **_ref("parameters", "Status"),
                             "description": "Only messages with a target in this current status.",
                         },
@@ -214,7 +220,50 @@ def document() -> dict[str, Any]:
                         "401": _ref("responses", "TokenUnauthorized"),
                         "503": _ref("responses", "DatabaseUnavailable"),
                     },
-                }
+                },
+                "post": {
+                    "tags": ["messages"],
+                    "operationId": "sendMessage",
+                    "summary": "Send a UMS message through this service",
+                    "description": (
+                        "Validates the message by every rule of the UMS message format, "
+                        "splits an audience over 1000 ids (or personalised contents) into "
+                        "several requests, fills in callback.url (PUBLIC_URL + "
+                        "/callbacks/ums) and the tracking param umstrack_send, sends, and "
+                        "records every request, failures too."
+                    ),
+                    "security": [{"bearerToken": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _schema("SendRequest")}},
+                    },
+                    "responses": {
+                        "201": _json(_schema("SendOutcome"), "Sent; one msgid per request."),
+                        "400": _json(
+                            _schema("SendError"),
+                            "Not JSON (error `bad_request`), or a rule of the message format "
+                            "broken (error `invalid_message`, with `field` and the UMS "
+                            "business `code` UMS would answer); nothing was sent.",
+                        ),
+                        "401": _ref("responses", "TokenUnauthorized"),
+                        "502": _json(
+                            _schema("SendError"),
+                            "UMS refused a request (error `ums_error`, with UMS's `code` and "
+                            "`message` in `ums`) or could not be reached (`ums_unreachable`); "
+                            "`sent` lists the requests that went out before it.",
+                        ),
+                        "503": _json(
+                            _schema("SendError"),
+                            "No UMS channel is configured (error `not_configured`).",
+                        ),
+                        "504": _json(
+                            _schema("SendError"),
+                            "No answer from UMS after the request left (error "
+                            "`unknown_outcome`): it may or may not have been sent, so it "
+                            "was not retried.",
+                        ),
+                    },
+                },
             },
             "/api/messages/{msgid}": {
                 "parameters": [_ref("parameters", "Msgid")],
@@ -400,6 +449,112 @@ def document() -> dict[str, Any]:
                     },
                     "required": ["error", "message"],
                 },
+                "SendRequest": {
+                    "type": "object",
+                    "description": (
+                        "A UMS message object (aud_xxx, msg_xxx, rule_id, option, callback; "
+                        "template_id, template_para, app_para for template sends), plus "
+                        "these keys of ours. With `recipients`, the message is a template "
+                        "whose strings may hold {name} placeholders, rendered per recipient."
+                    ),
+                    "properties": {
+                        "broadcast": {"type": "boolean", "description": "/v1/broadcast"},
+                        "template": {"type": "boolean", "description": "a template send"},
+                        "channelkey": {
+                            "type": "string",
+                            "description": "Channel to send with; default the first one.",
+                        },
+                        "recipients": {
+                            "type": "array",
+                            "description": "Personalised send: one entry per recipient.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "to": {
+                                        "type": "object",
+                                        "description": 'e.g. {"aud_userid": "u1"}',
+                                    },
+                                    "values": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": ["string", "number"]},
+                                    },
+                                },
+                                "required": ["to", "values"],
+                            },
+                        },
+                    },
+                    "additionalProperties": True,
+                },
+                "SendPart": {
+                    "type": "object",
+                    "description": "One request of a send.",
+                    "properties": {
+                        "part": {"type": "integer", "minimum": 0},
+                        "msgid": _NULLABLE_STRING,
+                        "sendno": _NULLABLE_STRING,
+                        "recipients": {"type": "integer", "minimum": 0},
+                        "code": _NULLABLE_INT,
+                        "message": _NULLABLE_STRING,
+                        "recorded_as": {
+                            **_NULLABLE_STRING,
+                            "description": "The message id it is recorded under (the "
+                            "msgid, or umstrack:<send_id>:<part> when none came back).",
+                        },
+                        "body": {
+                            "type": "object",
+                            "description": "On a dry run: the request as it would go out.",
+                        },
+                    },
+                    "required": ["part", "msgid", "sendno", "recipients", "code", "message",
+                                 "recorded_as"],
+                },
+                "SendOutcome": {
+                    "type": "object",
+                    "properties": {
+                        "send_id": {"type": "string"},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["sent", "broadcast", "template_sent", "template_broadcast"],
+                        },
+                        "channelkey": {"type": "string"},
+                        "dry_run": {"type": "boolean"},
+                        "msgids": {"type": "array", "items": {"type": "string"}},
+                        "parts": {"type": "array", "items": _schema("SendPart")},
+                        "messages": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "msgid": {"type": "string"},
+                                    "url": {"type": "string", "format": "uri"},
+                                },
+                                "required": ["msgid", "url"],
+                            },
+                        },
+                    },
+                    "required": ["send_id", "kind", "channelkey", "dry_run", "msgids", "parts"],
+                },
+                "SendError": {
+                    "type": "object",
+                    "description": "The error shape, with what is known of the send.",
+                    "properties": {
+                        "error": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "description": "The field at fault."},
+                        "code": {"type": "integer", "description": "UMS's business code."},
+                        "ums": {
+                            "type": "object",
+                            "properties": {
+                                "code": _NULLABLE_INT,
+                                "message": {"type": "string"},
+                                "http_status": _NULLABLE_INT,
+                            },
+                        },
+                        "sendno": _NULLABLE_STRING,
+                        "sent": _schema("SendOutcome"),
+                    },
+                    "required": ["error", "message"],
+                },
                 "Status": {
                     "type": "string",
                     "description": (
@@ -525,12 +680,28 @@ def document() -> dict[str, Any]:
                         },
                         "send": {
                             "type": ["object", "null"],
-                            "description": "The provider's answer to the send; null if none.",
+                            "description": (
+                                "The provider's answer to the send; null if this service "
+                                "did not send it. code is null when no answer came (the "
+                                "message says why: never sent, or outcome unknown)."
+                            ),
                             "properties": {
-                                "code": {"type": "integer"},
+                                "code": _NULLABLE_INT,
                                 "message": _NULLABLE_STRING,
                             },
                             "required": ["code", "message"],
+                        },
+                        "send_id": {
+                            **_NULLABLE_STRING,
+                            "description": (
+                                "The send this message is a part of (callback param "
+                                "umstrack_send); a send over 1000 recipients, or with "
+                                "personalised contents, has several parts."
+                            ),
+                        },
+                        "part": {
+                            **_NULLABLE_INT,
+                            "description": "The part's number within its send, from 0.",
                         },
                         "counts": {
                             **_schema("StatusCounts"),
@@ -557,6 +728,8 @@ def document() -> dict[str, Any]:
                         "created_at",
                         "sent_at",
                         "send",
+                        "send_id",
+                        "part",
                         "counts",
                         "targets",
                         "first_event_at",

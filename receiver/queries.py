@@ -124,6 +124,7 @@ def list_messages(
     *,
     session: Session,
     sendno: str | None = None,
+    send_id: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -131,12 +132,14 @@ def list_messages(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page:
-    """Message summaries, newest first, filtered by sendno, a current status among
+    """Message summaries, newest first, filtered by sendno, send, a current status among
     the targets, creation time (since inclusive, until exclusive) and params."""
     key = (MESSAGE.c.created_at, MESSAGE.c.msgid)
     query = select(Message)
     if sendno is not None:
         query = query.where(MESSAGE.c.sendno == sendno)
+    if send_id is not None:
+        query = query.where(MESSAGE.c.send_id == send_id)
     if status is not None:
         query = query.where(
             exists().where(
@@ -240,8 +243,10 @@ def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, 
             "created_at": m.created_at.isoformat(),
             "sent_at": _iso(m.sent_at),
             "send": None
-            if m.send_code is None
+            if m.send_code is None and m.send_message is None
             else {"code": m.send_code, "message": m.send_message},
+            "send_id": m.send_id,
+            "part": m.part,
             "counts": counts[m.msgid],
             "targets": {"total": sum(by_status[m.msgid].values()), "by_status": by_status[m.msgid]},
             "first_event_at": _iso(first.get(m.msgid)),

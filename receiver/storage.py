@@ -48,6 +48,7 @@ EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
 
+TRACKING_PARAM = "umstrack_send"  # callback param: the send a message belongs to
 NO_SENDER = -1  # the records name no channel
 SYSTEM_SENDER = 0  # UMS itself (validation records, before any channel)
 # sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).
@@ -93,11 +94,25 @@ def _add_messages(
             "provider": "ums",
             "channelkey": channelkey,
             "params": params[msgid],
+            "send_id": _send_id(params[msgid]),
             "created_at": now,
         }
         for msgid in sorted(params)
     ]
     session.execute(_statements(session).add_messages, rows)
+
+
+def _send_id(params: Any) -> str | None:
+    """The send a message belongs to, from the tracking param our sender adds."""
+    send_id = params.get(TRACKING_PARAM) if isinstance(params, dict) else None
+    return send_id if isinstance(send_id, str) else None
+
+
+def record_send(session: Session, *, row: dict[str, Any]) -> None:
+    """Record what this service sent (a ``message`` row): inserted, or merged into the
+    row that callbacks created when they arrived first."""
+    statement = _statements(session).record_send
+    session.execute(statement, [row])
 
 
 def store_quarantine(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -322,6 +337,7 @@ class _Statements:
     merge_targets: Any  # upsert by the stage rule
     keep_quarantined: Any  # insert, skip kept
     add_messages: Any  # insert, skip known
+    record_send: Any  # upsert the send facts of a message
 
 
 @functools.cache
@@ -342,6 +358,23 @@ def _statements_for(dialect: str) -> _Statements:
             index_elements=[QUARANTINE.c.quarantine_key]
         ),
         add_messages=insert(MESSAGE).on_conflict_do_nothing(index_elements=[MESSAGE.c.msgid]),
+        record_send=_record_send_statement(insert),
+    )
+
+
+def _record_send_statement(insert: Any) -> Any:
+    statement = insert(MESSAGE)
+    new, old = statement.excluded, MESSAGE.c
+    sent_facts = ("provider", "channelkey", "sendno", "params", "request", "sent_at",
+                  "send_code", "send_message", "send_id", "part")  # fmt: skip
+    return statement.on_conflict_do_update(
+        index_elements=[MESSAGE.c.msgid],
+        set_={
+            **{name: new[name] for name in sent_facts},
+            # Known since the earlier of: the send, the first callback.
+            "created_at": case((new.created_at < old.created_at, new.created_at),
+                               else_=old.created_at),
+        },  # fmt: skip
     )
 
 

@@ -20,12 +20,13 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.util.retry import Retry
 
+from receiver.storage import TRACKING_PARAM as TRACKING_KEY
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.ums.jiguang.cn"
 # (connect, read) in seconds; connect slightly above a multiple of 3 (TCP SYN retransmit).
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 15.0)
-TRACKING_KEY = "umstrack_send"
 RATE_LIMITED = 1015030
 # Characters RFC 3986 allows unescaped in a path segment besides unreserved ones.
 # ":" stays literal, as in the UMS docs' example; "/", "?", "#", "%" and spaces are escaped.
