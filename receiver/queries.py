@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Table,
     Text,
     cast,
     exists,
@@ -31,13 +30,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from .models import Event, Message, Target
+from .models import Message
 from .status import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
-from .storage import NO_SENDER, SYSTEM_SENDER
-
-MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
-EVENT: Table = Event.__table__  # type: ignore[attr-defined]
-TARGET: Table = Target.__table__  # type: ignore[attr-defined]
+from .storage import EVENT, MESSAGE, NO_SENDER, SYSTEM_SENDER, TARGET
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -45,6 +45,9 @@ def rank(type_: int) -> int:
     return RANK_BY_TYPE[type_]
 
 
+# Not a UMS value: events umstrack records itself for RongCloud sends.
+RONGCLOUD_SENDER = 100
+
 # UMS `sender` values (providers.md 1.2). 8..10 are ambiguous in the only public
 # source; see channel_name().
 _CHANNEL_BY_SENDER: dict[int, str] = {
@@ -58,6 +61,7 @@ _CHANNEL_BY_SENDER: dict[int, str] = {
     7: "alipay_life",
     8: "5g",
     10: "wechatwk",
+    RONGCLOUD_SENDER: "rongcloud",
 }
 
 
