@@ -286,7 +286,7 @@ def document() -> dict[str, Any]:
                     "tags": ["messages"],
                     "operationId": "getTimeline",
                     "summary": "One message's events in time order",
-                    "description": "Ordered by occurred_at, then by arrival (received_at).",
+                    "description": "Ordered by occurred_at, then arrival, then type (lifecycle).",
                     "security": [{"bearerToken": []}],
                     "parameters": [_ref("parameters", "Limit"), _ref("parameters", "Cursor")],
                     "responses": {

@@ -73,12 +73,14 @@ def message_summary(*, session: Session, msgid: str) -> dict[str, Any] | None:
 def timeline(
     *, session: Session, msgid: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
 ) -> Page:
-    """A message's events in time order (occurred_at, then arrival)."""
-    key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.event_key)
+    """A message's events in time order (occurred_at, then arrival, then lifecycle)."""
+    # UMS times are whole seconds: within one second and one arrival, the status
+    # type (which follows the lifecycle) keeps submitted before delivered.
+    key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.type, EVENT.c.event_key)
     query = select(EVENT).where(EVENT.c.msgid == msgid)
     if cursor:
-        occurred, received, event_key = _decode(cursor, "t", 3)
-        after = (_datetime(occurred), _datetime(received), _string(event_key))
+        occurred, received, type_, event_key = _decode(cursor, "t", 4)
+        after = (_datetime(occurred), _datetime(received), _int(type_), _string(event_key))
         query = query.where(_after(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return _page(
@@ -86,7 +88,8 @@ def timeline(
         rows,
         limit,
         lambda row: _encode("t", [row["occurred_at"].isoformat(),
-                                  row["received_at"].isoformat(), row["event_key"]]),
+                                  row["received_at"].isoformat(), row["type"],
+                                  row["event_key"]]),
     )  # fmt: skip
 
 

@@ -109,6 +109,16 @@ def test_out_of_order_and_repeated_events_read_right(client):
     assert targets[1]["reached_at"] == _at(40)
 
 
+def test_events_of_one_second_and_one_batch_read_in_lifecycle_order(client):
+    # UMS times are whole seconds: one second can hold a target's whole lifecycle.
+    post(client, [record(t, userid="u", sender=1, sent_time=SENT_TIME) for t in (6, 4, 2, 0)])
+    events = api_get(client, f"/api/messages/{MSGID}/timeline", limit=2).json
+    rest = api_get(client, f"/api/messages/{MSGID}/timeline", cursor=events["next_cursor"]).json
+    assert [e["status"] for e in events["events"] + rest["events"]] == [
+        "target_valid", "submitted", "delivered", "clicked"
+    ]  # fmt: skip
+
+
 def test_targets_filter_by_status_and_page(client):
     batch = [record(4 if i % 3 else 5, userid=f"u{i:03d}") for i in range(250)]
     post(client, batch[:100])
@@ -318,8 +328,8 @@ def test_no_configured_token_closes_the_api(env):
         ("/api/messages", {"cursor": "WyJ0IiwxXQ"}, "cursor"),  # ["t",1]: wrong list
         (f"/api/messages/{MSGID}/timeline", {"limit": "1000000"}, "limit"),
         (f"/api/messages/{MSGID}/timeline", {"cursor": "eyJ4IjoxfQ"}, "cursor"),  # {"x":1}
-        # ["t","x","y","z"]: the right list, a damaged position
-        (f"/api/messages/{MSGID}/timeline", {"cursor": "WyJ0IiwieCIsInkiLCJ6Il0"}, "cursor"),
+        # ["t","x","y",1,"z"]: the right list, a damaged position
+        (f"/api/messages/{MSGID}/timeline", {"cursor": "WyJ0IiwieCIsInkiLDEsInoiXQ"}, "cursor"),
         (f"/api/messages/{MSGID}/targets", {"status": "Delivered"}, "status"),
         (f"/api/messages/{MSGID}/targets", {"cursor": "%%%"}, "cursor"),
         (f"/api/messages/{MSGID}/targets", {"limit": ""}, "limit"),

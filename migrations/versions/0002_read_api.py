@@ -49,10 +49,7 @@ def upgrade() -> None:
             postgresql_ops={"params": "jsonb_path_ops"},
         )
     op.create_index(
-        "ix_event_timeline",
-        "event",
-        ["msgid", "occurred_at", "received_at", "event_key"],
-        postgresql_include=["type"],
+        "ix_event_timeline", "event", ["msgid", "occurred_at", "received_at", "type", "event_key"]
     )
     op.create_index("ix_target_status", "target", ["msgid", "type", "recipient", "sender"])
     # Messages already heard of through callbacks, with the params they echoed.
