@@ -22,7 +22,7 @@ from .db import make_engine, migrate
 from .report import status_report
 
 log = logging.getLogger("umstrack")
-_RESULT_COMMANDS = {"send", "status"}
+_RESULT_COMMANDS = {"send", "status", "demo"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--limit", type=int, default=1000, help="timeline rows to show (default 1000; 0: all)"
     )
     status.set_defaults(func=_status)
+
+    from sender import demo, emulator
+
+    emulate = commands.add_parser("emulate", help="run the local UMS emulator")
+    emulator.add_arguments(emulate)
+    demo_cmd = commands.add_parser(
+        "demo", help="emulator, receiver and sample sends: watch timelines fill"
+    )
+    demo.add_arguments(demo_cmd)
 
     bench = commands.add_parser("bench", help="benchmark callback intake against a server")
     from .bench import add_arguments

@@ -1,0 +1,179 @@
+"""``umstrack demo``: the whole loop on one machine, for a newcomer.
+
+Starts the receiver (gunicorn, SQLite) and the UMS emulator on free loopback
+ports, sends sample messages through the real sender (one per channel kind, one
+personalised, one big enough to be split), waits for the status callbacks and
+prints each message's summary and the URL of its timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from receiver.config import Settings, normalize_database_url
+from receiver.db import make_engine, migrate
+from receiver.local import running_server
+from receiver.status import STATUSES
+
+from .emulator import Emulator, EmulatorConfig
+from .sending import SendOutcome, UmsSender, parse_request, summary_path
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "demochannel0000000000000a"
+SECRET = "demosecret0000000000000000"
+TOKEN = "demo-token"
+DEFAULT_DATABASE = "umstrack-demo.db"
+TIMEOUT = (2.0, 10.0)
+
+
+def samples() -> Iterator[tuple[str, dict[str, Any]]]:
+    """(title, send request body) of each sample send."""
+    yield "app push", {
+        "aud_userid": ["alice", "bob", "carol"],
+        "msg_app": [{"platform": "all", "notification": {"alert": "Your order has shipped"}}],
+        "option": {"sendno": "demo-app"},
+        "callback": {"params": {"order_id": "1001"}},
+    }
+    yield "sms to phone numbers", {
+        "aud_sms": [{"data": ["13800000001", "13800000002"]}],
+        "msg_sms": [{"sign_id": "1", "temp_id": 1, "temp_para": {"code": "4711"}}],
+        "option": {"sendno": "demo-sms"},
+    }
+    yield "email", {
+        "aud_email": [{"data": ["alice@example.com", "bob@example.com"]}],
+        "msg_email": [{"subject": "Your receipt", "text": "Thank you for your order."}],
+    }
+    yield "wechat official account", {
+        "aud_userid": ["alice", "dave"],
+        "msg_wechatoa": [{
+            "type": 0,
+            "template_id": "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY",
+            "data": {"first": {"value": "Order shipped"}, "remark": {"value": "Thanks!"}},
+        }],
+    }  # fmt: skip
+    yield "dingtalk", {
+        "aud_dingtalk_cc": [{"data": ["manager1", "manager2"]}],
+        "msg_dingtalk_cc": [{"msg": {"msgtype": "text", "text": {"content": "Stock low"}}}],
+    }
+    yield "wecom", {
+        "aud_wechatwk": [{"data": ["zhangsan", "lisi"]}],
+        "msg_wechatwk": [{"msgtype": "text", "text": {"content": "Parcel at the front desk"}}],
+    }
+    yield "tag broadcast-style", {
+        "aud_tag": ["vip"],
+        "msg_sms": [{"content": "VIP sale starts tomorrow"}],
+    }
+    yield "personalised (one content per recipient)", {
+        "msg_sms": [{"temp_id": 2, "temp_para": {"name": "{name}", "points": "{points}"}}],
+        "recipients": [
+            {"to": {"aud_userid": "tom"}, "values": {"name": "Tom", "points": 2}},
+            {"to": {"aud_userid": "jerry"}, "values": {"name": "Jerry", "points": 5}},
+            {"to": {"aud_userid": "rose"}, "values": {"name": "Rose", "points": 10}},
+        ],
+    }
+    yield "2,500 users (split into 3 requests)", {
+        "aud_userid": [f"member{i:04d}" for i in range(2500)],
+        "msg_email": [{"subject": "Newsletter", "text": "News of the month."}],
+        "option": {"sendno": "demo-newsletter"},
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the demo command's options on its sub-parser."""
+    parser.add_argument(
+        "--database-url",
+        help=f"where the demo stores everything (default: a new ./{DEFAULT_DATABASE})",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="emulator outcome seed (default 7)")
+    parser.add_argument(
+        "--exit", action="store_true", help="exit after printing instead of serving on"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the loop, print what came of it; serve until interrupted unless --exit."""
+    database_url = _fresh_database(args.database_url)
+    channels = {CHANNEL: SECRET}
+    config = EmulatorConfig(
+        channels=channels, flush_interval=0.5, retry_interval=2.0, seed=args.seed
+    )
+    with ExitStack() as stack:
+        emulator = stack.enter_context(Emulator(config))
+        env = {
+            "DATABASE_URL": database_url,
+            "UMS_CHANNELS": f"{CHANNEL}:{SECRET}",
+            "API_TOKENS": TOKEN,
+            "WEB_CONCURRENCY": "2",
+            "GUNICORN_ACCESSLOG": "",
+        }
+        receiver = stack.enter_context(running_server(env))
+        log.info("receiver %s, UMS emulator %s, database %s", receiver, emulator.url, database_url)
+        engine = make_engine(Settings(database_url=database_url))
+        stack.callback(engine.dispose)
+        sender = UmsSender(
+            engine=engine,
+            channels=channels,
+            api_base=emulator.url,
+            callback_url=f"{receiver}/callbacks/ums",
+        )
+        sent = [(title, sender.send(parse_request(body))) for title, body in samples()]
+        if not emulator.wait_idle(60):
+            log.warning("not every callback was delivered within 60 s")
+        print(_report(receiver, sent))
+        if not args.exit:
+            print(f"\nServing on {receiver} (Ctrl-C stops). Try:\n"
+                  f"  curl -H 'Authorization: Bearer {TOKEN}' {receiver}/api/messages\n"
+                  f"  DATABASE_URL={database_url} umstrack status <msgid>")  # fmt: skip
+            sys.stdout.flush()
+            _wait_for_interrupt()
+    return 0
+
+
+def _fresh_database(url: str | None) -> str:
+    """The demo's database, migrated; the default SQLite file starts empty each run."""
+    if url is None:
+        path = Path.cwd() / DEFAULT_DATABASE
+        for stale in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            stale.unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    url = normalize_database_url(url)
+    migrate(url)
+    return url
+
+
+def _report(receiver: str, sent: list[tuple[str, SendOutcome]]) -> str:
+    """Each sample's messages: summary counts and the timeline URL."""
+    lines = []
+    with requests.Session() as http:
+        http.headers["Authorization"] = f"Bearer {TOKEN}"
+        for title, outcome in sent:
+            lines.append(f"\n{title} (send {outcome.send_id}, {len(outcome.msgids)} message(s))")
+            for msgid in outcome.msgids:
+                url = receiver + summary_path(msgid)
+                summary = http.get(url, timeout=TIMEOUT).json()
+                targets = summary["targets"]["by_status"]
+                now = ", ".join(f"{targets[s]} {s}" for s in STATUSES if targets[s])
+                events = sum(summary["counts"].values())
+                lines.append(f"  {msgid}: {summary['targets']['total']} target(s) ({now}), "
+                             f"{events} events")  # fmt: skip
+                lines.append(f"    timeline: {url}/timeline")
+    return "\n".join(lines)
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()

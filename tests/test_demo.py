@@ -1,0 +1,51 @@
+"""`umstrack demo`: emulator, gunicorn receiver and real sends, on one machine."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from sqlalchemy import create_engine
+from sqlmodel import Session
+
+from receiver import queries
+from sender.demo import samples
+
+
+def test_demo_runs_the_whole_loop(tmp_path):
+    url = f"sqlite:///{tmp_path}/demo.db"
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "demo", "--exit", "--database-url", url],
+        env={**os.environ, "UMS_CHANNELS": "", "DATABASE_URL": "sqlite:////nonexistent/x.db"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    titles = [title for title, _ in samples()]
+    headings = [line for line in result.stdout.splitlines() if line and not line[0].isspace()]
+    assert [heading.split(" (send ")[0] for heading in headings] == titles
+    msgids = re.findall(r"^  (v:1t:\S+): ", result.stdout, re.MULTILINE)
+    assert len(msgids) == len(titles) - 2 + 3 + 3  # personalised: 3 contents; 2,500: 3 parts
+    timelines = re.findall(r"timeline: (http://127\.0\.0\.1:\d+/api/messages/\S+)", result.stdout)
+    assert [t.split("/api/messages/")[1] for t in timelines] == [f"{m}/timeline" for m in msgids]
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            summaries = [queries.message_summary(session=session, msgid=m) for m in msgids]
+    finally:
+        engine.dispose()
+    for summary in summaries:
+        assert summary is not None
+        assert summary["send"] == {"code": 0, "message": "success"}  # sent by the sender
+        assert summary["send_id"] and summary["sent_at"]
+        assert sum(summary["counts"].values()) > 0  # and the callbacks came back
+        assert summary["params"]["umstrack_send"] == summary["send_id"]
+    split = [s for s in summaries if s["sendno"] == "demo-newsletter"]
+    assert sorted(s["part"] for s in split) == [0, 1, 2]
+    assert sum(s["targets"]["total"] for s in split) == 2500
