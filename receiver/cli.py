@@ -22,7 +22,7 @@ from .db import make_engine, migrate
 from .report import status_report
 
 log = logging.getLogger("umstrack")
-_RESULT_COMMANDS = {"send", "status", "demo"}
+_RESULT_COMMANDS = {"send", "status", "demo", "rongcloud-send"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     status.set_defaults(func=_status)
 
-    from sender import demo, emulator
+    from sender import demo, emulator, rongcloud
+
+    rongcloud.add_arguments(
+        commands.add_parser(
+            "rongcloud-send", help="send a RongCloud template private message from a JSON file"
+        )
+    )
 
     emulate = commands.add_parser("emulate", help="run the local UMS emulator")
     emulator.add_arguments(emulate)
