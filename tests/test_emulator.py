@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from receiver.config import Settings
+from receiver.db import make_engine
 from receiver.local import free_port, running_server, wait_until_healthy
 from receiver.status import RANK_BY_TYPE, STATUS_BY_TYPE
 from sender.emulator import (
@@ -36,6 +38,7 @@ from sender.emulator import (
     add_arguments,
     config_from_args,
 )
+from sender.sending import UmsSender, parse_request
 from sender.ums_client import UmsClient, UmsError
 from sender.ums_rules import MessageError, validate_message
 from tests.helpers import CHANNEL, CHANNELS_ENV, OTHER_CHANNEL, OTHER_SECRET, SECRET, bearer
@@ -447,15 +450,30 @@ def test_every_record_reaches_the_receiver_once_despite_faults(
     faults = {"duplicate_batches": True, "shuffle": True, "delay_share": 0.2, "delay_seconds": 0.3}
     shares = {"invalid_share": 0.1, "submit_fail_share": 0.1, "delivery_fail_share": 0.2}
     settings = config(click_share=0.4, batch_size=40, **faults, **shares)
+    flags = {"send": {}, "broadcast": {"broadcast": True}, "template_send": {"template": True}}
+    engine = make_engine(Settings(database_url=database_url))
     with (
         open(tmp_path / "serve.log", "w") as log,
         running_server(receiver_env(database_url), output=log) as base,
         Emulator(settings) as em,
-        UmsClient(CHANNEL, SECRET, em.url, callback_url=f"{base}/callbacks/ums") as ums,
     ):
-        msgids = [getattr(ums, endpoint)(message).msgid for endpoint, message in sample_messages()]
+        # Through the real sender, which also records each send in the database.
+        sender = UmsSender(engine=engine, channels={CHANNEL: SECRET}, api_base=em.url,
+                           callback_url=f"{base}/callbacks/ums")  # fmt: skip
+        outcomes = [
+            sender.send(parse_request(message, **flags[endpoint]))
+            for endpoint, message in sample_messages()
+        ]
+        msgids = [msgid for outcome in outcomes for msgid in outcome.msgids]
+        assert len(msgids) == len(outcomes)
         assert em.wait_idle(20), em.pending()
         check_receiver_has_exactly(em, base, msgids)
+        with requests.Session() as http:
+            for outcome, msgid in zip(outcomes, msgids, strict=True):
+                summary, _ = read_message(http, base, msgid)
+                assert summary["send"] == {"code": 0, "message": "success"}
+                assert summary["send_id"] == outcome.send_id
+    engine.dispose()
 
     state = em.state()
     [endpoint] = state["callbacks"]
