@@ -30,14 +30,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from sqlalchemy import Engine
-from urllib3.util.retry import Retry
 
 from receiver.config import ConfigError, Settings
 from receiver.db import make_engine, migrate, write_transaction
@@ -45,6 +42,7 @@ from receiver.intake import record_batch
 from receiver.status import RONGCLOUD_SENDER
 from receiver.storage import TRACKING_PARAM, record_send
 
+from .http import ProviderClient
 from .sending import ConfigurationError
 from .ums_client import DEFAULT_TIMEOUT, RetryPolicy, SenderError, never_sent
 
@@ -487,7 +485,7 @@ class _Answer:
     base_url: str
 
 
-class RongCloudClient:
+class RongCloudClient(ProviderClient):
     """One RongCloud app: signed requests, one Session, explicit timeouts, a backup
     base URL and the app's rate limit; use as a context manager."""
 
@@ -524,29 +522,7 @@ class RongCloudClient:
         self._sleep = sleep
         self._nonce = nonce
         self._wall_clock = wall_clock
-        self._closed = False
-        self._session = requests.Session()
-        # Retries and failover are decided here, not by urllib3.
-        adapter = HTTPAdapter(max_retries=Retry(total=0, read=False))
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "umstrack"})
-
-    def __enter__(self) -> RongCloudClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session; the client cannot be used afterwards."""
-        self._closed = True
-        self._session.close()
+        super().__init__()
 
     def publish_template(
         self, message: Mapping[str, Any], *, on_wait: Callable[[float], None] | None = None
@@ -554,8 +530,7 @@ class RongCloudClient:
         """Send one request (at most 1000 recipients) after validating it and waiting for
         rate-limit capacity; raises RongCloudError, RongCloudNotSent or
         RongCloudUnknownOutcome."""
-        if self._closed:
-            raise RuntimeError("RongCloudClient is closed")
+        self._check_open()
         validate_template(message)
         data = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         self.limiter.acquire(len(message["toUserId"]), on_wait=on_wait)

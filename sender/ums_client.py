@@ -9,18 +9,17 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
-from urllib3.util.retry import Retry
 
 from receiver.storage import TRACKING_PARAM as TRACKING_KEY
+
+from .http import ProviderClient
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(cause, ConnectTimeoutError)
 
 
-class UmsClient:
+class UmsClient(ProviderClient):
     """One UMS channel: Basic auth, one Session, explicit timeouts; use as a context manager."""
 
     def __init__(
@@ -195,31 +194,8 @@ class UmsClient:
         self.timeout = (float(connect_timeout), float(read_timeout))
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
-        self._closed = False
-        self._session = requests.Session()
-        # Retries are decided here, not by urllib3: Retry(0, read=False) turns every
-        # failure into an exception on the first attempt.
-        adapter = HTTPAdapter(max_retries=Retry(total=0, read=False))
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
+        super().__init__()
         self._session.auth = _BasicAuth(channelkey, mastersecret)
-        self._session.headers.update({"Accept": "application/json", "User-Agent": "umstrack"})
-
-    def __enter__(self) -> UmsClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the HTTP session; the client cannot be used afterwards."""
-        self._closed = True
-        self._session.close()
 
     def send(
         self,
@@ -347,8 +323,7 @@ class UmsClient:
         self, path: str, data: bytes | None, *, sendno: str | None, send_id: str | None
     ) -> tuple[int, dict[str, Any]]:
         """POST with the safe retries; returns (HTTP status, JSON object) of the final answer."""
-        if self._closed:
-            raise RuntimeError("UmsClient is closed")
+        self._check_open()
         url = self.base_url + path
         rate_limit_retries = connect_retries = 0
         while True:
