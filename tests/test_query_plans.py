@@ -143,3 +143,9 @@ def test_timeline_pages_come_in_index_order(big_engine):
         nodes = list(_nodes(plan))
         assert {"Sort", "Incremental Sort"}.isdisjoint(n["Node Type"] for n in nodes), (name, plan)
         assert "ix_event_timeline" in {n.get("Index Name") for n in nodes}, name
+
+
+def test_service_connections_do_without_jit(engine):
+    # JIT compiling took longer than a big broadcast's summary then ran.
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW jit")).scalar() == "off"
