@@ -108,11 +108,38 @@ def _send_id(params: Any) -> str | None:
     return send_id if isinstance(send_id, str) else None
 
 
-def record_send(session: Session, *, row: dict[str, Any]) -> None:
-    """Record what this service sent (a ``message`` row): inserted, or merged into the
-    row that callbacks created when they arrived first."""
-    statement = _statements(session).record_send
-    session.execute(statement, [row])
+def record_send(
+    session: Session,
+    *,
+    msgid: str,
+    provider: str,
+    channelkey: str,
+    sendno: str | None,
+    params: dict[str, Any] | None,
+    request: dict[str, Any],
+    code: int | None,
+    message: str | None,
+    send_id: str,
+    part: int,
+    sent_at: datetime,
+) -> None:
+    """Record one request this service sent (a ``message`` row): inserted, or merged
+    into the row that callbacks created when they arrived first."""
+    row = {
+        "msgid": msgid,
+        "provider": provider,
+        "channelkey": channelkey,
+        "sendno": sendno,
+        "params": params,
+        "request": request,
+        "sent_at": sent_at,
+        "send_code": code,
+        "send_message": message,
+        "send_id": send_id,
+        "part": part,
+        "created_at": sent_at,
+    }
+    session.execute(_statements(session).record_send, [row])
 
 
 def store_quarantine(session: Session, rows: Sequence[dict[str, Any]]) -> None:

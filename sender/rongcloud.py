@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import requests
 from sqlalchemy import Engine
 
-from receiver.config import ConfigError, Settings
+from receiver.config import Settings
 from receiver.db import make_engine, migrate, write_transaction
 from receiver.intake import record_batch
 from receiver.status import RONGCLOUD_SENDER
@@ -856,20 +856,6 @@ class RongCloudSender:
         params = {TRACKING_PARAM: outcome.send_id}
         msgid = part.recorded_as
         assert msgid is not None
-        row = {
-            "msgid": msgid,
-            "provider": PROVIDER,
-            "channelkey": self.app_key,
-            "sendno": None,
-            "params": params,
-            "request": body,  # the secret signs headers only: the body holds none
-            "sent_at": now,
-            "send_code": part.code,
-            "send_message": part.message,
-            "send_id": outcome.send_id,
-            "part": part.number,
-            "created_at": now,
-        }
         # Shaped like UMS callback records, so that summaries, timelines and target
         # statuses treat RongCloud sends like any other message.
         records: list[dict[str, Any]] = []
@@ -886,7 +872,21 @@ class RongCloudSender:
                 record["error"] = error
             records.append(record)
         with write_transaction(self.engine) as session:
-            record_send(session, row=row)  # first, so the row is ours, not a callback's
+            # First, so that the row is ours, not one made for the events.
+            record_send(
+                session,
+                msgid=msgid,
+                provider=PROVIDER,
+                channelkey=self.app_key,
+                sendno=None,
+                params=params,
+                request=body,  # the secret signs headers only: the body holds none
+                code=part.code,
+                message=part.message,
+                send_id=outcome.send_id,
+                part=part.number,
+                sent_at=now,
+            )
             result = record_batch(
                 session=session, channelkey=self.app_key, records=records, received_at=now
             )
@@ -919,11 +919,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``umstrack rongcloud-send``: 0 when sent, 2 on invalid input or configuration,
     1 when RongCloud refuses or cannot be reached. The result goes to stdout as JSON."""
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        print(f"umstrack: configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings.from_env()  # a ConfigError is the command line's to report
     try:
         text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
         message = json.loads(text)

@@ -306,25 +306,23 @@ class UmsSender:
         return part
 
     def _record(self, outcome: SendOutcome, part: Part) -> None:
-        now = datetime.now(UTC)
+        assert part.recorded_as is not None
         callback = part.body.get("callback") or {}
-        row = {
-            "msgid": part.recorded_as,
-            "provider": "ums",
-            "channelkey": outcome.channelkey,
-            "sendno": part.sendno,
-            "params": callback.get("params"),
-            "request": part.body,  # auth travels in a header: the body holds no secret
-            "sent_at": now,
-            "send_code": part.code,
-            "send_message": part.message,
-            "send_id": outcome.send_id,
-            "part": part.number,
-            "created_at": now,
-        }
         with write_transaction(self.engine) as session:
-            record_send(session, row=row)
-
+            record_send(
+                session,
+                msgid=part.recorded_as,
+                provider="ums",
+                channelkey=outcome.channelkey,
+                sendno=part.sendno,
+                params=callback.get("params"),
+                request=part.body,  # auth travels in a header: the body holds no secret
+                code=part.code,
+                message=part.message,
+                send_id=outcome.send_id,
+                part=part.number,
+                sent_at=datetime.now(UTC),
+            )
 
 def _recipients(body: Mapping[str, Any]) -> int:
     """How many ids a request names (userids and custom channel ids)."""
