@@ -33,8 +33,9 @@ def run_migrations_online() -> None:
                 connection=connection,
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
-                include_object=lambda obj, _name, _type, reflected, _other: reflected
-                or belongs_on(obj, connection.dialect.name),
+                include_object=lambda obj, _name, _type, reflected, _other: (
+                    reflected or belongs_on(obj, connection.dialect.name)
+                ),
             )
             with context.begin_transaction():
                 context.run_migrations()

@@ -8,12 +8,14 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from sender.sending import UmsSender
+from receiver.sending.ums import UmsSender
 
-from . import api, callbacks, db, errors, health, openapi
-from .api import TokenAuth
+from . import db, errors, openapi
 from .auth import ChannelAuth
 from .config import Settings
+from .web import callbacks, health
+from .web import messages as api
+from .web.messages import TokenAuth
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:

@@ -8,12 +8,10 @@ events/s and acknowledgement latency percentiles. Without ``--url`` it starts
 
 from __future__ import annotations
 
-import argparse
-import base64
 import http.client
 import json
+import logging
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -23,31 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sender.http import basic_auth_header
+
 from .local import running_server
+
+log = logging.getLogger(__name__)
 
 BENCH_CHANNEL = "benchchannel0000000000ab:benchsecret00000000000000"
 # Lifecycle of one recipient of a broadcast to the APP channel.
 _LIFECYCLE = ((0, 0), (2, 1), (4, 1), (6, 1))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the bench command's options on its sub-parser."""
-    parser.add_argument("--url", help="base URL of a running receiver (default: start one)")
-    parser.add_argument(
-        "--database-url",
-        help="DATABASE_URL for the server started here (default: a temporary SQLite file)",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="gunicorn workers to start")
-    parser.add_argument(
-        "--channel",
-        help="channelkey:mastersecret to authenticate with (default: first of "
-        "UMS_CHANNELS, or a bench channel for a server started here)",
-    )
-    parser.add_argument("--posters", type=int, default=4, help="concurrent posters (default 4)")
-    parser.add_argument("--batches", type=int, default=3000, help="batches to post (default 3000)")
-    parser.add_argument("--batch-size", type=int, default=100, help="records per batch")
-    parser.add_argument("--warmup", type=int, default=100, help="batches posted before timing")
-    parser.set_defaults(func=run)
 
 
 @dataclass
@@ -81,32 +63,29 @@ class Figures:
         return "\n".join(lines)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the benchmark the parsed arguments describe."""
-    if args.url:
-        channel = args.channel or os.environ.get("UMS_CHANNELS", "").split(",")[0]
-        if ":" not in channel:
-            print("bench: give --channel channelkey:mastersecret", file=sys.stderr)
-            return 2
-        return _bench(args, args.url, channel)
-    channel = args.channel or BENCH_CHANNEL
-    with _server(args.database_url, channel, args.workers) as url:
-        return _bench(args, url, channel)
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure: posters, batches and their size, and the warm-up."""
+
+    posters: int = 4
+    batches: int = 3000
+    batch_size: int = 100
+    warmup: int = 100
 
 
-def _bench(args: argparse.Namespace, url: str, channel: str) -> int:
+def run(url: str, channel: str, options: BenchOptions) -> Figures:
+    """Post ``options.warmup`` batches, then time ``options.batches`` more; print the
+    figures as it goes and return those of the timed part."""
     channelkey = channel.split(":", 1)[0]
-    auth = "Basic " + base64.b64encode(channel.encode()).decode()
+    auth = basic_auth_header(*channel.split(":", 1))
     msgid = f"v:1t:{int(time.time())}p:{os.getpid()}n:{time.monotonic_ns() % 10**6}"
-    total = args.warmup + args.batches
-    print(f"preparing {total} batches of {args.batch_size} records for {msgid}")
-    bodies = [_batch(msgid, channelkey, i * args.batch_size, args.batch_size) for i in range(total)]
-    _post_all(url, auth, bodies[: args.warmup], args.posters)
-    figures = _post_all(url, auth, bodies[args.warmup :], args.posters)
-    print(f"server       {url}")
-    print(f"posters      {args.posters}, batch size {args.batch_size}")
-    print(figures.report())
-    return 1 if figures.errors else 0
+    total = options.warmup + options.batches
+    log.info("preparing %d batches of %d records for %s", total, options.batch_size, msgid)
+    bodies = [
+        _batch(msgid, channelkey, i * options.batch_size, options.batch_size) for i in range(total)
+    ]
+    _post_all(url, auth, bodies[: options.warmup], options.posters)
+    return _post_all(url, auth, bodies[options.warmup :], options.posters)
 
 
 def _batch(msgid: str, channelkey: str, start: int, size: int) -> bytes:
@@ -188,7 +167,9 @@ def _post_all(url: str, auth: str, bodies: list[bytes], posters: int) -> Figures
 
 
 @contextmanager
-def _server(database_url: str | None, channel: str, workers: int | None) -> Iterator[str]:
+def local_server(database_url: str | None, channel: str, workers: int | None) -> Iterator[str]:
+    """``umstrack serve`` on a free loopback port, on ``database_url`` (default: a
+    temporary SQLite file), with ``channel`` configured; yields its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             "DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db",

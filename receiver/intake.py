@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from .status import RANK_BY_TYPE
-from .storage import digest, store_events, store_quarantine
+from .store import digest, store_events, store_quarantine
 
 MAX_SENT_TIME = 253_402_300_799_999  # 9999-12-31 in milliseconds
 _SMALLINT = (-(2**15), 2**15 - 1)

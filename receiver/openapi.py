@@ -12,8 +12,9 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from .queries import DEFAULT_LIMIT, MAX_LIMIT
-from .status import STATUSES
+from sender.ums.protocol import STATUSES
+
+from .read import DEFAULT_LIMIT, MAX_LIMIT
 
 bp = Blueprint("openapi", __name__)
 
@@ -505,8 +506,15 @@ def document() -> dict[str, Any]:
                             "description": "On a dry run: the request as it would go out.",
                         },
                     },
-                    "required": ["part", "msgid", "sendno", "recipients", "code", "message",
-                                 "recorded_as"],
+                    "required": [
+                        "part",
+                        "msgid",
+                        "sendno",
+                        "recipients",
+                        "code",
+                        "message",
+                        "recorded_as",
+                    ],
                 },
                 "SendOutcome": {
                     "type": "object",

@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from . import queries
-from .status import STATUSES
+from sender.ums.protocol import STATUSES
+
+from . import read as queries
 
 PAGE = 1000
 

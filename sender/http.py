@@ -1,14 +1,75 @@
 """What every provider client shares: one HTTP session that never retries by itself,
-closed with the client."""
+explicit timeouts, the safe-retry policy, and HTTP Basic credentials."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.util.retry import Retry
+
+# (connect, read) in seconds; connect slightly above a multiple of 3 (TCP SYN retransmit).
+DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 15.0)
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """The ``Authorization`` value of HTTP Basic auth: ``Basic base64(user:password)``."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def basic_credentials(authorization: str | None) -> bytes | None:
+    """The decoded ``user:password`` bytes of a Basic ``Authorization`` value, or None
+    when the header is missing, of another scheme, or not base64."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds and exponential backoff (base_delay * 2**n, at most max_delay) for the
+    retries that are safe: a rate limit, and a request that provably never left."""
+
+    max_rate_limit_retries: int = 3
+    max_connect_retries: int = 2
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, retry_number: int) -> float:
+        """Seconds to wait before retry number ``retry_number`` (0 for the first)."""
+        return float(min(self.max_delay, self.base_delay * 2**retry_number))
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """True only when the exception proves no byte of the request reached the server."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return False
+    # Look only at what requests and urllib3 wrapped on purpose (args[0], .reason,
+    # .original_error), never at __context__: that chain can lead to unrelated
+    # exceptions, e.g. one the caller was handling when it called us.
+    cause: object = exc.args[0] if exc.args else None
+    if isinstance(cause, MaxRetryError):
+        cause = cause.reason
+    if isinstance(cause, Urllib3ProxyError):
+        cause = cause.original_error  # failed to reach the proxy itself
+    # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses:
+    # the TCP connection was never established. A reset, RemoteDisconnected or read
+    # timeout arrives wrapped as ProtocolError / ReadTimeoutError and is not matched.
+    return isinstance(cause, ConnectTimeoutError)
 
 
 class ProviderClient:

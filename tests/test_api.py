@@ -10,7 +10,7 @@ from sqlmodel import Session
 from receiver import create_app
 from receiver.intake import record_batch
 from receiver.models import Message
-from receiver.status import STATUSES
+from sender.ums.protocol import STATUSES
 from tests.helpers import (
     API_TOKEN,
     CHANNEL,
@@ -224,9 +224,11 @@ def _listed(client, **filters) -> list[str]:
         ({"param.shop": "b"}, []),
         ({"status": "delivery_failed", "param.shop": "a", "limit": 1}, ["m4"]),
     ],
-    ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) or "none"
-    if isinstance(value, dict)
-    else None,
+    ids=lambda value: (
+        "-".join(f"{k}={v}" for k, v in value.items()) or "none"
+        if isinstance(value, dict)
+        else None
+    ),
 )
 def test_message_list_filters(client, filters, expected):
     assert _listed(client, **filters) == expected

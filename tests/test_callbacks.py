@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from receiver.status import STATUS_BY_TYPE
+from sender.ums.protocol import STATUS_BY_TYPE
 from tests.helpers import (
     CHANNEL,
     MSGID,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from receiver.status import STATUS_BY_TYPE
+from sender.ums.protocol import STATUS_BY_TYPE
 from tests.helpers import events, post, record, targets
 
 ROUNDS = 30

@@ -10,8 +10,8 @@ import sys
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
-from receiver import queries
-from sender.demo import samples
+from receiver import read as queries
+from receiver.demo import samples
 
 
 def test_demo_runs_the_whole_loop(tmp_path):

@@ -28,19 +28,19 @@ import requests
 from receiver.config import Settings
 from receiver.db import make_engine
 from receiver.local import free_port, running_server, wait_until_healthy
-from receiver.status import RANK_BY_TYPE, STATUS_BY_TYPE
+from receiver.sending.ums import UmsSender, parse_request
+from receiver.status import RANK_BY_TYPE
 from sender.emulator import (
-    ALREADY_WITHDRAWN,
-    AUTH_FAILED,
     MESSAGE_NOT_FOUND,
     Emulator,
     EmulatorConfig,
     add_arguments,
     config_from_args,
 )
-from sender.sending import UmsSender, parse_request
-from sender.ums_client import UmsClient, UmsError
-from sender.ums_rules import MessageError, validate_message
+from sender.errors import InvalidMessageError, ProviderRefusedError
+from sender.ums.client import UmsClient
+from sender.ums.protocol import ALREADY_WITHDRAWN, AUTH_FAILED, STATUS_BY_TYPE
+from sender.ums.rules import validate_message
 from tests.helpers import CHANNEL, CHANNELS_ENV, OTHER_CHANNEL, OTHER_SECRET, SECRET, bearer
 
 CHANNELS = {CHANNEL: SECRET, OTHER_CHANNEL: OTHER_SECRET}
@@ -162,8 +162,10 @@ class Callbacks:
 # --------------------------------------------------------------------------- 1. business codes
 
 
-def expect_code(call: Callable[..., Any], *args: Any, code: int, http: int = 400) -> UmsError:
-    with pytest.raises(UmsError) as caught:
+def expect_code(
+    call: Callable[..., Any], *args: Any, code: int, http: int = 400
+) -> ProviderRefusedError:
+    with pytest.raises(ProviderRefusedError) as caught:
         call(*args)
     assert (caught.value.code, caught.value.http_status) == (code, http), caught.value
     return caught.value
@@ -188,7 +190,7 @@ def test_invalid_messages_get_the_code_ums_gives(
     emulator: Emulator, endpoint: str, message: dict[str, Any], code: int
 ) -> None:
     kind = {"send": "sent", "template_send": "template_sent", "broadcast": "broadcast"}[endpoint]
-    with pytest.raises(MessageError) as rules:
+    with pytest.raises(InvalidMessageError) as rules:
         validate_message(message, kind=kind)
     assert rules.value.code == code  # the sender's own rules agree
     with UmsClient(CHANNEL, SECRET, emulator.url) as ums:

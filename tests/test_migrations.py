@@ -59,8 +59,9 @@ def test_models_match_migrations(empty_database):
             context = MigrationContext.configure(
                 conn,
                 opts={
-                    "include_object": lambda obj, _name, _type, reflected, _other: reflected
-                    or belongs_on(obj, conn.dialect.name)
+                    "include_object": lambda obj, _name, _type, reflected, _other: (
+                        reflected or belongs_on(obj, conn.dialect.name)
+                    )
                 },
             )
             diff = compare_metadata(context, SQLModel.metadata)

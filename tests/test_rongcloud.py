@@ -20,24 +20,24 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from receiver.models import Message
+from receiver.sending.outcome import SendFailedError
+from receiver.sending.rongcloud import RongCloudSender, add_arguments, run
+from sender.errors import (
+    InvalidMessageError,
+    NotSentError,
+    ProviderRefusedError,
+    UnknownOutcomeError,
+)
+from sender.http import RetryPolicy
 from sender.rongcloud import (
     BUILTIN_OBJECT_NAMES,
     RateLimiter,
     RongCloudClient,
-    RongCloudError,
-    RongCloudNotSent,
-    RongCloudSender,
-    RongCloudUnknownOutcome,
-    TemplateMessageError,
-    TemplateSendFailed,
-    add_arguments,
     limiter_for,
     preview_template,
-    run,
     signature,
     validate_template,
 )
-from sender.ums_client import RetryPolicy
 from tests.fake_rongcloud import FakeRongCloud, Reply, rongcloud_error
 from tests.helpers import api_get, walk
 
@@ -232,7 +232,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
 def test_invalid_message_is_refused_naming_the_field_and_nothing_is_sent(
     sender, fake, client, message, field, reason
 ) -> None:
-    with pytest.raises(TemplateMessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         sender.send(message)
     assert caught.value.field == field
     assert reason in caught.value.reason
@@ -241,13 +241,13 @@ def test_invalid_message_is_refused_naming_the_field_and_nothing_is_sent(
 
 
 def test_size_limits_carry_rongcloud_s_too_long_code() -> None:
-    with pytest.raises(TemplateMessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_template(seed(content=BIG_CONTENT))
     assert caught.value.code == 1005
 
 
 def test_more_than_1000_recipients_in_one_request_is_refused(fake, clock) -> None:
-    with client_for(fake.url, clock) as client, pytest.raises(TemplateMessageError) as caught:
+    with client_for(fake.url, clock) as client, pytest.raises(InvalidMessageError) as caught:
         client.publish_template(many(1001))
     assert caught.value.field == "toUserId" and "at most 1000" in caught.value.reason
     assert fake.requests == []
@@ -403,7 +403,7 @@ def test_backup_is_tried_once_only(fake, backup, clock) -> None:
     backup.queue(rongcloud_error(1000, "internal error", 500))
     with (
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
-        pytest.raises(RongCloudError) as caught,
+        pytest.raises(ProviderRefusedError) as caught,
     ):
         client.publish_template(SEED)
     assert (caught.value.code, caught.value.http_status) == (1000, 500)
@@ -416,7 +416,7 @@ def test_no_failover_on_a_4xx_or_business_error(fake, backup, clock, code, statu
     fake.error(code, "refused", status)
     with (
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
-        pytest.raises(RongCloudError) as caught,
+        pytest.raises(ProviderRefusedError) as caught,
     ):
         client.publish_template(SEED)
     assert (caught.value.code, caught.value.message) == (code, "refused")
@@ -429,7 +429,7 @@ def test_nothing_listening_anywhere_is_never_sent(clock) -> None:
     other = f"http://127.0.0.1:{closed_port()}"
     with (
         client_for(primary, clock, backup_base_url=other) as client,
-        pytest.raises(RongCloudNotSent) as caught,
+        pytest.raises(NotSentError) as caught,
     ):
         client.publish_template(SEED)
     assert caught.value.tried == [primary, other]
@@ -439,7 +439,7 @@ def test_no_answer_after_sending_is_an_unknown_outcome_never_resent(fake, backup
     fake.queue(Reply(drop=True))  # the request arrived; the answer never came
     with (
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
-        pytest.raises(RongCloudUnknownOutcome) as caught,
+        pytest.raises(UnknownOutcomeError) as caught,
     ):
         client.publish_template(SEED)
     assert caught.value.base_url == fake.url
@@ -465,7 +465,7 @@ def test_1008_retries_are_bounded(fake, clock) -> None:
     retry = RetryPolicy(max_rate_limit_retries=2)
     with (
         client_for(fake.url, clock, retry=retry) as client,
-        pytest.raises(RongCloudError) as caught,
+        pytest.raises(ProviderRefusedError) as caught,
     ):
         client.publish_template(SEED)
     assert caught.value.code == 1008 and len(fake.requests) == 3
@@ -475,7 +475,7 @@ def test_1008_retries_are_bounded(fake, clock) -> None:
 def test_a_wrong_secret_is_refused_with_1004(fake, clock) -> None:
     with (
         client_for(fake.url, clock, app_secret="not-the-secret") as client,
-        pytest.raises(RongCloudError) as caught,
+        pytest.raises(ProviderRefusedError) as caught,
     ):
         client.publish_template(SEED)
     assert (caught.value.code, caught.value.http_status) == (1004, 401)
@@ -485,7 +485,7 @@ def test_a_wrong_secret_is_refused_with_1004(fake, clock) -> None:
 
 def test_an_answer_without_an_envelope_is_an_error(fake, clock) -> None:
     fake.queue(Reply(status=200, body=b"<html>ok</html>", content_type="text/html"))
-    with client_for(fake.url, clock) as client, pytest.raises(RongCloudError) as caught:
+    with client_for(fake.url, clock) as client, pytest.raises(ProviderRefusedError) as caught:
         client.publish_template(SEED)
     assert caught.value.code is None and "without a JSON envelope" in caught.value.message
 
@@ -532,10 +532,10 @@ def test_a_send_is_recorded_and_read_like_any_message(sender, fake, client, engi
 
 def test_a_failed_send_is_recorded_as_submit_failed_with_the_error(sender, fake, client) -> None:
     fake.error(1002, "toUserId 22 does not exist", 400)
-    with pytest.raises(TemplateSendFailed) as caught:
+    with pytest.raises(SendFailedError) as caught:
         sender.send(SEED)
 
-    assert isinstance(caught.value.error, RongCloudError)
+    assert isinstance(caught.value.error, ProviderRefusedError)
     [part] = caught.value.outcome.parts
     assert (part.status, part.code) == ("failed", 1002)
     summary = api_get(client, f"/api/messages/{part.recorded_as}").json
@@ -556,7 +556,7 @@ def test_a_failed_part_stops_the_send_and_later_parts_are_not_tried(sender, fake
         if text == "part 2/3: sending to 1000 recipients":
             fake.error(1002, "refused", 400)
 
-    with pytest.raises(TemplateSendFailed) as caught:
+    with pytest.raises(SendFailedError) as caught:
         sender.send(many(2500), progress=progress)
 
     outcome = caught.value.outcome

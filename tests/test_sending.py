@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from receiver import create_app
-from sender.sending import SendFailed, UmsSender, parse_request
-from sender.ums_client import RetryPolicy, UnknownOutcome
-from sender.ums_rules import MessageError
+from receiver.sending.outcome import SendFailedError
+from receiver.sending.ums import UmsSender, parse_request
+from sender.errors import InvalidMessageError, UnknownOutcomeError
+from sender.http import RetryPolicy
 from tests.fake_ums import FakeUms, Reply
 from tests.helpers import CHANNEL, SECRET, api_get, bearer, post, record, walk
 from tests.test_ums_rules import INVALID
@@ -184,7 +185,7 @@ def test_every_validation_rule_refuses_before_sending(engine, fake):
         if code == 1015004 or "1001" in param.id:
             continue
         flags = {"broadcast": "broadcast" in kind, "template": kind.startswith("template")}
-        with pytest.raises(MessageError) as caught:
+        with pytest.raises(InvalidMessageError) as caught:
             sender.send(parse_request(message, **flags))
         assert (caught.value.field, caught.value.code) == (field, code), param.id
         tried += 1
@@ -292,10 +293,10 @@ def test_read_timeout_is_not_retried_and_is_recorded_as_unknown(engine, fake, cl
         retry=RetryPolicy(base_delay=0.01),
     )
     fake.queue(Reply(delay=2.0))
-    with pytest.raises(SendFailed) as caught:
+    with pytest.raises(SendFailedError) as caught:
         sender.send(parse_request(_message()))
 
-    assert isinstance(caught.value.error, UnknownOutcome)
+    assert isinstance(caught.value.error, UnknownOutcomeError)
     assert caught.value.error.sendno == "s-1"
     assert len(fake.requests) == 1
     [part] = caught.value.outcome.parts

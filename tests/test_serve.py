@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import create_engine
 
 from receiver.local import running_server
-from receiver.status import STATUS_BY_TYPE
+from sender.ums.protocol import STATUS_BY_TYPE
 from tests.conftest import TEST_DATABASE_URL, fresh_postgres_schema
 from tests.helpers import CHANNELS_ENV, basic_auth, events, nine_type_batch, record, targets
 

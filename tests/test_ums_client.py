@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from sender.ums_client import (
-    DEFAULT_TIMEOUT,
-    NotSent,
-    RetryPolicy,
-    SenderError,
-    SendResult,
-    UmsClient,
-    UmsError,
-    UnknownOutcome,
+from sender.errors import (
+    InvalidMessageError,
+    NotSentError,
+    ProviderError,
+    ProviderRefusedError,
+    UnknownOutcomeError,
 )
+from sender.http import DEFAULT_TIMEOUT, RetryPolicy
+from sender.ums.client import SendResult, UmsClient
 from tests.fake_ums import FakeUms, Reply
 
 CHANNEL = "7d431e42dfa6a6d693ac2d04"
@@ -161,7 +160,7 @@ def test_retract_refuses_dot_segments(client: UmsClient, fake: FakeUms) -> None:
 def test_retract_failure_raises(client: UmsClient, fake: FakeUms) -> None:
     fake.error(1015055, "message already withdrawn")
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.retract(MSGID)
 
     assert (info.value.code, info.value.http_status) == (1015055, 400)
@@ -274,7 +273,7 @@ def test_success_result(client: UmsClient, fake: FakeUms) -> None:
 def test_channel_closed(client: UmsClient, fake: FakeUms) -> None:
     fake.error(1015005, "channel closed")
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.send(MESSAGE, send_id="s1")
 
     error = info.value
@@ -286,7 +285,7 @@ def test_channel_closed(client: UmsClient, fake: FakeUms) -> None:
 def test_auth_failed_with_http_401(fake: FakeUms) -> None:
     with (
         UmsClient(CHANNEL, "wrong-secret", fake.url, timeout=TIMEOUT) as ums,
-        pytest.raises(UmsError) as info,
+        pytest.raises(ProviderRefusedError) as info,
     ):
         ums.send(MESSAGE)
 
@@ -297,7 +296,7 @@ def test_auth_failed_with_http_401(fake: FakeUms) -> None:
 def test_auth_failed_with_http_400(client: UmsClient, fake: FakeUms) -> None:
     fake.error(4005, "auth failed", status=400)
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.send(MESSAGE)
 
     assert (info.value.code, info.value.http_status) == (4005, 400)
@@ -307,7 +306,7 @@ def test_non_json_502(client: UmsClient, fake: FakeUms) -> None:
     html = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
     fake.queue(Reply(502, body=html, content_type="text/html"))
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.send(MESSAGE, send_id="s1")
 
     error = info.value
@@ -320,7 +319,7 @@ def test_non_json_502(client: UmsClient, fake: FakeUms) -> None:
 def test_long_non_json_body_is_cut_short(client: UmsClient, fake: FakeUms) -> None:
     fake.queue(Reply(200, body=b"x" * 10_000, content_type="text/plain"))
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.send(MESSAGE)
 
     assert info.value.code is None
@@ -330,18 +329,20 @@ def test_long_non_json_body_is_cut_short(client: UmsClient, fake: FakeUms) -> No
 def test_success_without_msgid_is_an_unknown_outcome(client: UmsClient, fake: FakeUms) -> None:
     fake.queue(Reply(200, {"code": 0, "message": "success"}))
 
-    with pytest.raises(UnknownOutcome):
+    with pytest.raises(UnknownOutcomeError):
         client.send(MESSAGE)
 
 
 def test_errors_survive_pickling() -> None:
     for error in (
-        UmsError(1015005, "closed", 400, "n1", "s1"),
-        UnknownOutcome("n1", "s1", "read timeout"),
-        NotSent("n1", "s1", "refused", 3),
+        ProviderRefusedError(1015005, "closed", 400, provider="ums", sendno="n1", send_id="s1"),
+        UnknownOutcomeError("read timeout", provider="ums", sendno="n1", send_id="s1"),
+        NotSentError("refused", provider="ums", sendno="n1", send_id="s1", attempts=3),
+        InvalidMessageError("aud_userid", "must be an array", 4004, provider="ums"),
     ):
         copy_ = pickle.loads(pickle.dumps(error))
         assert (type(copy_), str(copy_)) == (type(error), str(error))
+        assert copy_.__dict__ == error.__dict__
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -367,7 +368,7 @@ def test_rate_limit_every_time_raises_after_the_bound(
     for _ in range(10):
         fake.error(1015030, "rate limited")
 
-    with pytest.raises(UmsError) as info:
+    with pytest.raises(ProviderRefusedError) as info:
         client.send(MESSAGE)
 
     assert info.value.code == 1015030
@@ -385,11 +386,11 @@ def test_connection_refused_is_retried_then_reported_never_sent(sleeps: list[flo
     url = f"http://127.0.0.1:{free_port()}"
     with (
         UmsClient(CHANNEL, SECRET, url, timeout=TIMEOUT, sleep=sleeps.append) as ums,
-        pytest.raises(SenderError) as info,
+        pytest.raises(ProviderError) as info,
     ):
         ums.send(MESSAGE, send_id="s1")
 
-    assert isinstance(info.value, NotSent)
+    assert isinstance(info.value, NotSentError)
     assert "never sent" in str(info.value)
     assert (info.value.attempts, info.value.sendno, info.value.send_id) == (3, "order-42", "s1")
     assert sleeps == [1.0, 2.0]  # max_connect_retries=2
@@ -402,7 +403,7 @@ def test_connect_timeout_counts_as_never_sent(sleeps: list[float]) -> None:
         UmsClient(
             CHANNEL, SECRET, f"http://127.0.0.1:{port}", timeout=TIMEOUT, sleep=sleeps.append
         ) as ums,
-        pytest.raises(NotSent) as info,
+        pytest.raises(NotSentError) as info,
     ):
         ums.send(MESSAGE)
 
@@ -419,7 +420,7 @@ def test_read_timeout_on_a_send_is_not_retried(
     fake.queue(Reply(delay=2.0))
 
     started = time.monotonic()
-    with pytest.raises(UnknownOutcome) as info:
+    with pytest.raises(UnknownOutcomeError) as info:
         client.send(MESSAGE, send_id="s1")
     elapsed = time.monotonic() - started
 
@@ -436,7 +437,7 @@ def test_connection_lost_after_sending_is_not_retried(
 ) -> None:
     fake.queue(reply)
 
-    with pytest.raises(UnknownOutcome) as info:
+    with pytest.raises(UnknownOutcomeError) as info:
         client.send(MESSAGE, send_id="s1")
 
     assert info.value.send_id == "s1"
@@ -455,8 +456,8 @@ def test_lost_connection_is_not_mistaken_for_never_sent_inside_an_except_block(
     with UmsClient(CHANNEL, SECRET, dead, timeout=TIMEOUT, retry=policy) as other:
         try:
             other.send(MESSAGE)
-        except NotSent:
-            with pytest.raises(UnknownOutcome):
+        except NotSentError:
+            with pytest.raises(UnknownOutcomeError):
                 client.send(MESSAGE)
     assert len(fake.requests) == 1
 
@@ -464,7 +465,7 @@ def test_lost_connection_is_not_mistaken_for_never_sent_inside_an_except_block(
 def test_read_timeout_on_retract(client: UmsClient, fake: FakeUms) -> None:
     fake.queue(Reply(delay=2.0))
 
-    with pytest.raises(UnknownOutcome):
+    with pytest.raises(UnknownOutcomeError):
         client.retract(MSGID)
     assert len(fake.requests) == 1
 

@@ -7,13 +7,9 @@ from typing import Any
 
 import pytest
 
-from sender.ums_rules import (
-    MessageError,
-    SendKind,
-    render_personalised,
-    split_message,
-    validate_message,
-)
+from sender.errors import InvalidMessageError
+from sender.ums.protocol import SendKind
+from sender.ums.rules import render_personalised, split_message, validate_message
 
 DROP = object()  # marks a key to remove in `changed`
 
@@ -846,7 +842,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
 def test_invalid_messages_fail(kind: str, message: Any, field: str, code: int) -> None:
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(message, kind=kind)
     assert (caught.value.field, caught.value.code) == (field, code)
     assert str(caught.value) == f"{field}: {caught.value.reason}"
@@ -863,11 +859,11 @@ def test_first_error_in_documented_order() -> None:
     message = changed(
         BASE, aud_userid=["bad id"], msg_sms=[{}], option={"priority": 9}, rule_id="x"
     )
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(message, kind="sent")
     assert caught.value.field == "aud_userid[0]"
     message["aud_userid"] = ["ok"]
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(message, kind="sent")
     assert caught.value.field == "msg_sms[0].temp_id"
 
@@ -882,11 +878,11 @@ def test_max_ids_none_skips_only_the_per_request_id_limits() -> None:
     validate_message(big, kind="sent", max_ids=None)
     big_custom = {"aud_sms": custom(*userids(1500, "1")), "msg_sms": [SEED_SMS_CMPP]}
     validate_message(big_custom, kind="sent", max_ids=None)
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(big_custom, kind="sent")
     assert (caught.value.field, caught.value.code) == ("aud_sms", 4004)
     # Still checked with max_ids=None: tag count and id format.
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(
             changed(big, aud_userid=[*userids(1500), "bad id"]), kind="sent", max_ids=None
         )
@@ -894,7 +890,7 @@ def test_max_ids_none_skips_only_the_per_request_id_limits() -> None:
 
 
 def test_max_ids_sets_the_limit() -> None:
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         validate_message(changed(BASE, aud_userid=userids(3)), kind="sent", max_ids=2)
     assert (caught.value.field, caught.value.code) == ("aud_userid", 1015004)
 
@@ -1043,7 +1039,7 @@ def test_split_template_send_to_custom_targets() -> None:
 
 
 def test_split_refuses_mixed_targets() -> None:
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         split_message(changed(BASE, aud_sms=custom("1")))
     assert caught.value.field == "aud_sms"
 
@@ -1113,13 +1109,13 @@ def test_personalised_missing_placeholder_names_recipient_and_placeholder() -> N
         to_user("22", c="Jerry", d=":5"),
         to_user("23", c="Rose"),
     ]
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         render_personalised(APP_TEMPLATE, recipients)
     assert (caught.value.field, caught.value.code) == ("recipients[2].values.d", 4004)
 
 
 def test_personalised_recipient_without_values() -> None:
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         render_personalised(APP_TEMPLATE, [{"to": {"aud_userid": "21"}}])
     assert caught.value.field == "recipients[0].values.c"
 
@@ -1148,7 +1144,7 @@ def test_personalised_numbers_render_and_other_values_fail() -> None:
         template, [{"to": {"aud_sms": "1"}, "values": {"code": 1234, "n": 1.5}}]
     )
     assert messages[0]["msg_sms"][0] == {"temp_id": 1, "temp_para": {"code": "1234", "n": "1.5"}}
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         render_personalised(template, [{"to": {"aud_sms": "1"}, "values": {"code": True, "n": 1}}])
     assert caught.value.field == "recipients[0].values.code"
 
@@ -1230,6 +1226,6 @@ def test_personalised_then_split_and_validate() -> None:
     ],
 )
 def test_personalised_input_errors(template: Any, recipients: Any, field: str) -> None:
-    with pytest.raises(MessageError) as caught:
+    with pytest.raises(InvalidMessageError) as caught:
         render_personalised(template, recipients)
     assert (caught.value.field, caught.value.code) == (field, 4004)

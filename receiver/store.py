@@ -40,6 +40,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from sender.ums.protocol import TRACKING_PARAM
+
 from .models import Event, Message, Quarantine, Target
 from .status import RANK_BY_TYPE
 
@@ -48,7 +50,6 @@ EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
 
-TRACKING_PARAM = "umstrack_send"  # callback param: the send a message belongs to
 NO_SENDER = -1  # the records name no channel
 SYSTEM_SENDER = 0  # UMS itself (validation records, before any channel)
 # sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).
@@ -399,8 +400,9 @@ def _record_send_statement(insert: Any) -> Any:
         set_={
             **{name: new[name] for name in sent_facts},
             # Known since the earlier of: the send, the first callback.
-            "created_at": case((new.created_at < old.created_at, new.created_at),
-                               else_=old.created_at),
+            "created_at": case(
+                (new.created_at < old.created_at, new.created_at), else_=old.created_at
+            ),
         },  # fmt: skip
     )
 

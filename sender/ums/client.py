@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -14,85 +13,19 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.auth import AuthBase
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
-from urllib3.exceptions import ProxyError as Urllib3ProxyError
 
-from receiver.storage import TRACKING_PARAM as TRACKING_KEY
-
-from .http import ProviderClient
+from ..errors import NotSentError, ProviderRefusedError, UnknownOutcomeError
+from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy, basic_auth_header, never_sent
+from ..values import excerpt, is_int
+from .protocol import DEFAULT_API_BASE, RATE_LIMITED
+from .protocol import TRACKING_PARAM as TRACKING_KEY
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://api.ums.jiguang.cn"
-# (connect, read) in seconds; connect slightly above a multiple of 3 (TCP SYN retransmit).
-DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 15.0)
-RATE_LIMITED = 1015030
+PROVIDER = "ums"
 # Characters RFC 3986 allows unescaped in a path segment besides unreserved ones.
 # ":" stays literal, as in the UMS docs' example; "/", "?", "#", "%" and spaces are escaped.
 _PATH_SEGMENT_SAFE = ":@!$&'()*+,;="
-_EXCERPT_CHARS = 200
-
-
-class SenderError(Exception):
-    """Base class of every error a provider client raises."""
-
-
-class UmsError(SenderError):
-    """UMS answered, but not with success; code is None when the answer was no UMS envelope."""
-
-    def __init__(
-        self,
-        code: int | None,
-        message: str,
-        http_status: int | None,
-        sendno: str | None = None,
-        send_id: str | None = None,
-    ) -> None:
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.sendno = sendno
-        self.send_id = send_id
-        super().__init__(f"UMS error {code} (HTTP {http_status}): {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (
-            type(self),
-            (self.code, self.message, self.http_status, self.sendno, self.send_id),
-        )
-
-
-class UnknownOutcome(SenderError):
-    """The request may have reached UMS, but no answer came: the message may or may not be sent."""
-
-    def __init__(self, sendno: str | None, send_id: str | None, reason: str) -> None:
-        self.sendno = sendno
-        self.send_id = send_id
-        self.reason = reason
-        super().__init__(
-            f"outcome unknown, the message may or may not have been sent "
-            f"(sendno={sendno!r}, send_id={send_id!r}): {reason}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.sendno, self.send_id, self.reason))
-
-
-class NotSent(SenderError):
-    """No connection to UMS could be made, so the request was never sent."""
-
-    def __init__(self, sendno: str | None, send_id: str | None, reason: str, attempts: int) -> None:
-        self.sendno = sendno
-        self.send_id = send_id
-        self.reason = reason
-        self.attempts = attempts
-        super().__init__(
-            f"never sent: could not connect to UMS in {attempts} attempt(s) "
-            f"(sendno={sendno!r}, send_id={send_id!r}): {reason}"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.sendno, self.send_id, self.reason, self.attempts))
 
 
 @dataclass(frozen=True)
@@ -116,50 +49,15 @@ class RetractResult:
     message: str
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds and exponential backoff (base_delay * 2**n, at most max_delay) for safe retries."""
-
-    max_rate_limit_retries: int = 3
-    max_connect_retries: int = 2
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-
-    def delay(self, retry_number: int) -> float:
-        """Seconds to wait before retry number retry_number (0 for the first retry)."""
-        return float(min(self.max_delay, self.base_delay * 2**retry_number))
-
-
 class _BasicAuth(AuthBase):
     """Sets a precomputed Basic header, so that a ~/.netrc entry can never replace it."""
 
     def __init__(self, channelkey: str, mastersecret: str) -> None:
-        token = base64.b64encode(f"{channelkey}:{mastersecret}".encode()).decode("ascii")
-        self.header = f"Basic {token}"
+        self.header = basic_auth_header(channelkey, mastersecret)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = self.header
         return request
-
-
-def never_sent(exc: requests.RequestException) -> bool:
-    """True only when the exception proves no byte of the request reached the server."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return False
-    # Look only at what requests and urllib3 wrapped on purpose (args[0], .reason,
-    # .original_error), never at __context__: that chain can lead to unrelated
-    # exceptions, e.g. one the caller was handling when it called us.
-    cause: object = exc.args[0] if exc.args else None
-    if isinstance(cause, MaxRetryError):
-        cause = cause.reason
-    if isinstance(cause, Urllib3ProxyError):
-        cause = cause.original_error  # failed to reach the proxy itself
-    # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses:
-    # the TCP connection was never established. A reset, RemoteDisconnected or read
-    # timeout arrives wrapped as ProtocolError / ReadTimeoutError and is not matched.
-    return isinstance(cause, ConnectTimeoutError)
 
 
 class UmsClient(ProviderClient):
@@ -304,7 +202,12 @@ class UmsClient(ProviderClient):
         msgid = answer.get("msgid")
         if not isinstance(msgid, str) or not msgid:
             # UMS said success; treating this as a failure could lead to a duplicate send.
-            raise UnknownOutcome(sendno, send_id, f"UMS answered success without a msgid: {answer}")
+            raise UnknownOutcomeError(
+                provider=PROVIDER,
+                sendno=sendno,
+                send_id=send_id,
+                reason=f"UMS answered success without a msgid: {answer}",
+            )
         answered_sendno = answer.get("sendno")
         result = SendResult(
             msgid=msgid,
@@ -331,7 +234,13 @@ class UmsClient(ProviderClient):
             if isinstance(outcome, requests.RequestException):
                 if connect_retries >= self.retry.max_connect_retries:
                     attempts = connect_retries + 1
-                    raise NotSent(sendno, send_id, str(outcome), attempts) from outcome
+                    raise NotSentError(
+                        str(outcome),
+                        provider=PROVIDER,
+                        attempts=attempts,
+                        sendno=sendno,
+                        send_id=send_id,
+                    ) from outcome
                 delay = self.retry.delay(connect_retries)
                 connect_retries += 1
                 logger.warning(
@@ -346,7 +255,7 @@ class UmsClient(ProviderClient):
                 if answer.get("code") != RATE_LIMITED:
                     return status, answer
                 if rate_limit_retries >= self.retry.max_rate_limit_retries:
-                    return status, answer  # _check raises the UmsError
+                    return status, answer  # _check raises the ProviderRefusedError
                 delay = self.retry.delay(rate_limit_retries)
                 rate_limit_retries += 1
                 logger.warning(
@@ -371,20 +280,26 @@ class UmsClient(ProviderClient):
             if never_sent(exc):
                 return exc
             logger.warning("UMS %s: no answer after sending (%r)", url, exc)
-            raise UnknownOutcome(sendno, send_id, f"{type(exc).__name__}: {exc}") from exc
+            raise UnknownOutcomeError(
+                provider=PROVIDER,
+                sendno=sendno,
+                send_id=send_id,
+                reason=f"{type(exc).__name__}: {exc}",
+            ) from exc
         with response:
             status, content = response.status_code, response.content
         try:
             answer = json.loads(content)
         except ValueError:
             answer = None
-        if not isinstance(answer, dict) or not _is_code(answer.get("code")):
-            raise UmsError(
+        if not isinstance(answer, dict) or not is_int(answer.get("code")):
+            raise ProviderRefusedError(
                 None,
-                f"UMS answered HTTP {status} without a JSON envelope: {_excerpt(content)}",
+                f"UMS answered HTTP {status} without a JSON envelope: {excerpt(content)}",
                 status,
-                sendno,
-                send_id,
+                provider=PROVIDER,
+                sendno=sendno,
+                send_id=send_id,
             )
         return status, answer
 
@@ -392,25 +307,18 @@ class UmsClient(ProviderClient):
     def _check(
         answer: dict[str, Any], status: int, *, sendno: str | None, send_id: str | None
     ) -> None:
-        """Raise UmsError unless the answer is a success envelope."""
+        """Raise ProviderRefusedError unless the answer is a success envelope."""
         code = answer["code"]
         answered_sendno = answer.get("sendno")
         if answered_sendno not in (None, ""):
             sendno = str(answered_sendno)
         message = str(answer.get("message", ""))
         if code != 0:
-            raise UmsError(code, message, status, sendno, send_id)
+            raise ProviderRefusedError(
+                code, message, status, provider=PROVIDER, sendno=sendno, send_id=send_id
+            )
         if not 200 <= status < 300:
             detail = f"UMS answered code 0 with HTTP {status}: {message}"
-            raise UmsError(None, detail, status, sendno, send_id)
-
-
-def _is_code(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _excerpt(content: bytes) -> str:
-    text = " ".join(content.decode("utf-8", errors="replace").split())
-    if len(text) > _EXCERPT_CHARS:
-        text = text[:_EXCERPT_CHARS] + "…"
-    return repr(text)
+            raise ProviderRefusedError(
+                None, detail, status, provider=PROVIDER, sendno=sendno, send_id=send_id
+            )

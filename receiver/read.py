@@ -30,9 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from sender.ums.protocol import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
+
 from .models import Message
-from .status import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
-from .storage import EVENT, MESSAGE, NO_SENDER, SYSTEM_SENDER, TARGET
+from .store import EVENT, MESSAGE, NO_SENDER, SYSTEM_SENDER, TARGET
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -8,10 +8,10 @@ from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from .auth import AuthError, ChannelAuth
-from .db import write_session
-from .errors import ApiError
-from .intake import quarantine, record_batch
+from ..auth import AuthError, ChannelAuth
+from ..db import write_session
+from ..errors import ApiError
+from ..intake import quarantine, record_batch
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)

@@ -21,28 +21,27 @@ from urllib.parse import quote
 
 from sqlalchemy import Engine
 
-from receiver.config import Settings
-from receiver.db import write_transaction
-from receiver.storage import record_send
-
-from .ums_client import (
-    DEFAULT_TIMEOUT,
-    NotSent,
-    RetryPolicy,
-    SenderError,
-    SendResult,
-    UmsClient,
-    UmsError,
-    UnknownOutcome,
+from sender.errors import (
+    InvalidMessageError,
+    NotSentError,
+    ProviderRefusedError,
+    SendError,
+    UnknownOutcomeError,
 )
-from .ums_rules import (
+from sender.http import DEFAULT_TIMEOUT, RetryPolicy
+from sender.ums.client import SendResult, UmsClient
+from sender.ums.protocol import SendKind
+from sender.ums.rules import (
     CUSTOM_AUDIENCES,
-    MessageError,
-    SendKind,
     render_personalised,
     split_message,
     validate_message,
 )
+
+from ..config import ConfigError, Settings
+from ..db import write_transaction
+from ..store import record_send
+from .outcome import SendFailedError
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +114,6 @@ class SendOutcome:
         }  # fmt: skip
 
 
-class SendFailed(Exception):
-    """A part of a send failed; ``outcome`` says which parts went out before it."""
-
-    def __init__(self, error: SenderError, outcome: SendOutcome) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.outcome = outcome
-
-
-class ConfigurationError(ValueError):
-    """The service is not set up to send (no channel configured)."""
-
-
 def parse_request(
     body: Any,
     *,
@@ -139,20 +125,22 @@ def parse_request(
     ``template``, ``channelkey`` and (personalised sends) ``recipients`` keys; the
     keyword arguments (command-line flags) add to them."""
     if not isinstance(body, dict):
-        raise MessageError("message", "must be a JSON object")
+        raise InvalidMessageError("message", "must be a JSON object")
     for flag in ("broadcast", "template"):
         if flag in body and not isinstance(body[flag], bool):
-            raise MessageError(flag, "must be true or false")
+            raise InvalidMessageError(flag, "must be true or false")
     chosen = body.get("channelkey", channelkey)
     if chosen is not None and not isinstance(chosen, str):
-        raise MessageError("channelkey", "must be a string")
+        raise InvalidMessageError("channelkey", "must be a string")
     recipients = body.get("recipients")
     if recipients is not None and not isinstance(recipients, list):
-        raise MessageError("recipients", "must be an array")
+        raise InvalidMessageError("recipients", "must be an array")
     is_broadcast = broadcast or body.get("broadcast", False)
     is_template = template or body.get("template", False)
     if recipients is not None and is_broadcast:
-        raise MessageError("recipients", "a personalised send names its recipients: no broadcast")
+        raise InvalidMessageError(
+            "recipients", "a personalised send names its recipients: no broadcast"
+        )
     kinds = {
         (False, False): SendKind.SENT,
         (True, False): SendKind.BROADCAST,
@@ -201,11 +189,11 @@ class UmsSender:
 
     def prepare(self, request: SendRequest) -> tuple[str, list[dict[str, Any]]]:
         """The channel and the parts of a send, after checking every rule; raises
-        MessageError (or ConfigurationError) before anything is sent."""
+        InvalidMessageError (or ConfigError) before anything is sent."""
         channelkey = self._channel(request.channelkey)
         if request.recipients is not None:
             if request.kind.is_broadcast:
-                raise MessageError("recipients", "a personalised send cannot be a broadcast")
+                raise InvalidMessageError("recipients", "a personalised send cannot be a broadcast")
             messages = render_personalised(request.message, request.recipients)
         else:
             messages = [request.message]
@@ -219,8 +207,8 @@ class UmsSender:
         return channelkey, parts
 
     def send(self, request: SendRequest, *, dry_run: bool = False) -> SendOutcome:
-        """Send every part and record each; raises MessageError before anything is sent,
-        and SendFailed (after recording) when UMS refuses or cannot be reached."""
+        """Send every part and record each; raises InvalidMessageError before anything is sent,
+        and SendFailedError (after recording) when UMS refuses or cannot be reached."""
         channelkey, bodies = self.prepare(request)
         outcome = SendOutcome(uuid.uuid4().hex, request.kind, channelkey, dry_run=dry_run)
         with UmsClient(
@@ -243,21 +231,21 @@ class UmsSender:
                     continue
                 try:
                     result = call(body, send_id=outcome.send_id)
-                except SenderError as exc:
+                except SendError as exc:
                     part = self._record_failure(outcome, number, client, body, exc)
                     outcome.parts.append(part)
                     log.warning("send %s part %d failed: %s", outcome.send_id, number, exc)
-                    raise SendFailed(exc, outcome) from exc
+                    raise SendFailedError(exc, outcome) from exc
                 outcome.parts.append(self._record_success(outcome, number, result))
         return outcome
 
     def _channel(self, channelkey: str | None) -> str:
         if not self.channels:
-            raise ConfigurationError("no UMS channel is configured (UMS_CHANNELS)")
+            raise ConfigError("no UMS channel is configured (UMS_CHANNELS)")
         if channelkey is None:
             return next(iter(self.channels))
         if channelkey not in self.channels:
-            raise MessageError("channelkey", f"{channelkey!r} is not a configured channel")
+            raise InvalidMessageError("channelkey", f"{channelkey!r} is not a configured channel")
         return channelkey
 
     def _record_success(self, outcome: SendOutcome, number: int, result: SendResult) -> Part:
@@ -280,15 +268,15 @@ class UmsSender:
         number: int,
         client: UmsClient,
         body: dict[str, Any],
-        error: SenderError,
+        error: SendError,
     ) -> Part:
         sent = client.build_body(body, outcome.send_id)
         code, sendno = None, getattr(error, "sendno", None)
-        if isinstance(error, UmsError):
+        if isinstance(error, ProviderRefusedError):
             code, text = error.code, error.message
-        elif isinstance(error, UnknownOutcome):
+        elif isinstance(error, UnknownOutcomeError):
             text = f"outcome unknown (the message may have been sent): {error.reason}"
-        elif isinstance(error, NotSent):
+        elif isinstance(error, NotSentError):
             text = f"not sent: {error.reason}"
         else:
             text = str(error)
@@ -323,6 +311,7 @@ class UmsSender:
                 part=part.number,
                 sent_at=datetime.now(UTC),
             )
+
 
 def _recipients(body: Mapping[str, Any]) -> int:
     """How many ids a request names (userids and custom channel ids)."""

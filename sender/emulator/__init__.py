@@ -54,22 +54,20 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import requests
 
-from receiver.status import FAILURE_TYPES, STATUS_BY_TYPE
-
-from .ums_rules import (
-    CUSTOM_AUDIENCES,
+from ..errors import InvalidMessageError
+from ..ums.protocol import (
+    ALREADY_WITHDRAWN,
+    AUTH_FAILED,
+    FAILURE_TYPES,
     INVALID_PARAMETER,
-    MSG_CHANNELS,
-    MessageError,
+    SERVER_ERROR,
+    STATUS_BY_TYPE,
     SendKind,
-    validate_message,
 )
+from ..ums.rules import CUSTOM_AUDIENCES, MSG_CHANNELS, validate_message
 
 logger = logging.getLogger(__name__)
 
-AUTH_FAILED: Final = 4005
-SERVER_ERROR: Final = 5000
-ALREADY_WITHDRAWN: Final = 1015055
 # UMS documents no code for "no such message"; 4004 (invalid parameter) is the closest.
 MESSAGE_NOT_FOUND: Final = INVALID_PARAMETER
 WITHDRAW_WINDOW_SECONDS: Final = 24 * 3600
@@ -406,7 +404,7 @@ class Emulator:
                 msgid = unquote(path[len(_RETRACT_PREFIX) :])
                 return self._withdraw(channelkey, msgid)
             return self._send(channelkey, kind, body)
-        except MessageError as exc:
+        except InvalidMessageError as exc:
             return 400, {"code": exc.code, "message": str(exc)}
 
     def _authenticate(self, authorization: str | None) -> str | None:
@@ -427,7 +425,7 @@ class Emulator:
         try:
             message = json.loads(body.decode("utf-8"))
         except ValueError:
-            raise MessageError("body", "is not JSON") from None
+            raise InvalidMessageError("body", "is not JSON") from None
         validate_message(message, kind=kind)
         callback = message.get("callback") or {}
         option = message.get("option") or {}

@@ -11,16 +11,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from sender.sending import ConfigurationError, SendFailed, UmsSender, parse_request, summary_path
-from sender.ums_client import UmsError, UnknownOutcome
-from sender.ums_rules import MessageError
+from sender.errors import InvalidMessageError, ProviderRefusedError, UnknownOutcomeError
+from sender.ums.protocol import STATUSES
 
-from . import queries
-from .config import Settings
-from .db import get_session
-from .errors import ApiError
-from .queries import DEFAULT_LIMIT, MAX_LIMIT, CursorError
-from .status import STATUSES
+from .. import read as queries
+from ..config import ConfigError, Settings
+from ..db import get_session
+from ..errors import ApiError
+from ..read import DEFAULT_LIMIT, MAX_LIMIT, CursorError
+from ..sending.outcome import SendFailedError
+from ..sending.ums import UmsSender, parse_request, summary_path
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -98,12 +98,12 @@ def send() -> tuple[Response, int]:
     sender: UmsSender = current_app.extensions["umstrack.sender"]
     try:
         outcome = sender.send(parse_request(body))
-    except MessageError as exc:
+    except InvalidMessageError as exc:
         raise ApiError(400, "invalid_message", str(exc),
                        details={"field": exc.field, "code": exc.code}) from None  # fmt: skip
-    except ConfigurationError as exc:
+    except ConfigError as exc:
         raise ApiError(503, "not_configured", f"Cannot send: {exc}.") from None
-    except SendFailed as exc:
+    except SendFailedError as exc:
         raise _send_failed(exc) from None
     answer = outcome.as_dict()
     answer["messages"] = [
@@ -113,15 +113,15 @@ def send() -> tuple[Response, int]:
     return jsonify(answer), 201
 
 
-def _send_failed(failure: SendFailed) -> ApiError:
+def _send_failed(failure: SendFailedError) -> ApiError:
     """502 with UMS's code and message; 504 when UMS may or may not have sent it."""
     error = failure.error
     details: dict[str, Any] = {"sent": failure.outcome.as_dict()}
-    if isinstance(error, UmsError):
+    if isinstance(error, ProviderRefusedError):
         details["ums"] = {"code": error.code, "message": error.message,
                           "http_status": error.http_status}  # fmt: skip
         return ApiError(502, "ums_error", f"UMS refused the send: {error}", details=details)
-    if isinstance(error, UnknownOutcome):
+    if isinstance(error, UnknownOutcomeError):
         details["sendno"] = error.sendno
         return ApiError(504, "unknown_outcome", f"No answer from UMS: {error}", details=details)
     return ApiError(502, "ums_unreachable", f"UMS could not be reached: {error}", details=details)

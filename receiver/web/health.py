@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from .db import database_answers, get_engine
-from .errors import error_response
+from ..db import database_answers, get_engine
+from ..errors import error_response
 
 bp = Blueprint("health", __name__)
 

@@ -23,10 +23,10 @@ import requests
 from receiver.config import Settings, normalize_database_url
 from receiver.db import make_engine, migrate
 from receiver.local import running_server
-from receiver.status import STATUSES
+from sender.emulator import Emulator, EmulatorConfig
+from sender.ums.protocol import STATUSES
 
-from .emulator import Emulator, EmulatorConfig
-from .sending import SendOutcome, UmsSender, parse_request, summary_path
+from .sending.ums import SendOutcome, UmsSender, parse_request, summary_path
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +39,30 @@ TIMEOUT = (2.0, 10.0)
 
 def samples() -> Iterator[tuple[str, dict[str, Any]]]:
     """(title, send request body) of each sample send."""
-    yield "app push", {
-        "aud_userid": ["alice", "bob", "carol"],
-        "msg_app": [{"platform": "all", "notification": {"alert": "Your order has shipped"}}],
-        "option": {"sendno": "demo-app"},
-        "callback": {"params": {"order_id": "1001"}},
-    }
-    yield "sms to phone numbers", {
-        "aud_sms": [{"data": ["13800000001", "13800000002"]}],
-        "msg_sms": [{"sign_id": "1", "temp_id": 1, "temp_para": {"code": "4711"}}],
-        "option": {"sendno": "demo-sms"},
-    }
-    yield "email", {
-        "aud_email": [{"data": ["alice@example.com", "bob@example.com"]}],
-        "msg_email": [{"subject": "Your receipt", "text": "Thank you for your order."}],
-    }
+    yield (
+        "app push",
+        {
+            "aud_userid": ["alice", "bob", "carol"],
+            "msg_app": [{"platform": "all", "notification": {"alert": "Your order has shipped"}}],
+            "option": {"sendno": "demo-app"},
+            "callback": {"params": {"order_id": "1001"}},
+        },
+    )
+    yield (
+        "sms to phone numbers",
+        {
+            "aud_sms": [{"data": ["13800000001", "13800000002"]}],
+            "msg_sms": [{"sign_id": "1", "temp_id": 1, "temp_para": {"code": "4711"}}],
+            "option": {"sendno": "demo-sms"},
+        },
+    )
+    yield (
+        "email",
+        {
+            "aud_email": [{"data": ["alice@example.com", "bob@example.com"]}],
+            "msg_email": [{"subject": "Your receipt", "text": "Thank you for your order."}],
+        },
+    )
     yield "wechat official account", {
         "aud_userid": ["alice", "dave"],
         "msg_wechatoa": [{
@@ -62,31 +71,46 @@ def samples() -> Iterator[tuple[str, dict[str, Any]]]:
             "data": {"first": {"value": "Order shipped"}, "remark": {"value": "Thanks!"}},
         }],
     }  # fmt: skip
-    yield "dingtalk", {
-        "aud_dingtalk_cc": [{"data": ["manager1", "manager2"]}],
-        "msg_dingtalk_cc": [{"msg": {"msgtype": "text", "text": {"content": "Stock low"}}}],
-    }
-    yield "wecom", {
-        "aud_wechatwk": [{"data": ["zhangsan", "lisi"]}],
-        "msg_wechatwk": [{"msgtype": "text", "text": {"content": "Parcel at the front desk"}}],
-    }
-    yield "tag broadcast-style", {
-        "aud_tag": ["vip"],
-        "msg_sms": [{"content": "VIP sale starts tomorrow"}],
-    }
-    yield "personalised (one content per recipient)", {
-        "msg_sms": [{"temp_id": 2, "temp_para": {"name": "{name}", "points": "{points}"}}],
-        "recipients": [
-            {"to": {"aud_userid": "tom"}, "values": {"name": "Tom", "points": 2}},
-            {"to": {"aud_userid": "jerry"}, "values": {"name": "Jerry", "points": 5}},
-            {"to": {"aud_userid": "rose"}, "values": {"name": "Rose", "points": 10}},
-        ],
-    }
-    yield "2,500 users (split into 3 requests)", {
-        "aud_userid": [f"member{i:04d}" for i in range(2500)],
-        "msg_email": [{"subject": "Newsletter", "text": "News of the month."}],
-        "option": {"sendno": "demo-newsletter"},
-    }
+    yield (
+        "dingtalk",
+        {
+            "aud_dingtalk_cc": [{"data": ["manager1", "manager2"]}],
+            "msg_dingtalk_cc": [{"msg": {"msgtype": "text", "text": {"content": "Stock low"}}}],
+        },
+    )
+    yield (
+        "wecom",
+        {
+            "aud_wechatwk": [{"data": ["zhangsan", "lisi"]}],
+            "msg_wechatwk": [{"msgtype": "text", "text": {"content": "Parcel at the front desk"}}],
+        },
+    )
+    yield (
+        "tag broadcast-style",
+        {
+            "aud_tag": ["vip"],
+            "msg_sms": [{"content": "VIP sale starts tomorrow"}],
+        },
+    )
+    yield (
+        "personalised (one content per recipient)",
+        {
+            "msg_sms": [{"temp_id": 2, "temp_para": {"name": "{name}", "points": "{points}"}}],
+            "recipients": [
+                {"to": {"aud_userid": "tom"}, "values": {"name": "Tom", "points": 2}},
+                {"to": {"aud_userid": "jerry"}, "values": {"name": "Jerry", "points": 5}},
+                {"to": {"aud_userid": "rose"}, "values": {"name": "Rose", "points": 10}},
+            ],
+        },
+    )
+    yield (
+        "2,500 users (split into 3 requests)",
+        {
+            "aud_userid": [f"member{i:04d}" for i in range(2500)],
+            "msg_email": [{"subject": "Newsletter", "text": "News of the month."}],
+            "option": {"sendno": "demo-newsletter"},
+        },
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

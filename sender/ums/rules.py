@@ -11,55 +11,28 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
-# UMS business codes (providers.md section 2).
-INVALID_PARAMETER: Final = 4004
-TOO_MANY_USERIDS: Final = 1015004
-APP_PLATFORM_MISSING: Final = 1015084
-APP_PLATFORM_WRONG: Final = 1015085
-MSG_IN_TEMPLATE_SEND: Final = 1015094
-SMS_TEMPLATE_ID_ILLEGAL: Final = 1015095
-BLACK_AND_WHITE_ID: Final = 1015097
+from ..errors import InvalidMessageError
+from ..values import is_int as _is_int
+from .protocol import (
+    APP_PLATFORM_MISSING,
+    APP_PLATFORM_WRONG,
+    BLACK_AND_WHITE_ID,
+    INVALID_PARAMETER,
+    MAX_IDS,
+    MSG_IN_TEMPLATE_SEND,
+    SMS_TEMPLATE_ID_ILLEGAL,
+    TOO_MANY_USERIDS,
+    SendKind,
+)
 
-MAX_IDS: Final = 1000
 MAX_TAGS: Final = 20
 MAX_TAG_BYTES: Final = 40
 MAX_USERID_CHARS: Final = 64
 MAX_APP_TTL_SECONDS: Final = 10 * 24 * 3600
 MAX_WECHATWK_DUPLICATE_CHECK_SECONDS: Final = 4 * 3600
-
-
-class MessageError(ValueError):
-    """A message UMS would refuse: the field at fault, why, and UMS's business code."""
-
-    def __init__(self, field: str, reason: str, code: int = INVALID_PARAMETER) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.code = code
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
-
-
-class SendKind(StrEnum):
-    """The four UMS send endpoints: /v1/sent, /v1/broadcast and their template forms."""
-
-    SENT = "sent"
-    BROADCAST = "broadcast"
-    TEMPLATE_SENT = "template_sent"
-    TEMPLATE_BROADCAST = "template_broadcast"
-
-    @property
-    def is_template(self) -> bool:
-        return self in (SendKind.TEMPLATE_SENT, SendKind.TEMPLATE_BROADCAST)
-
-    @property
-    def is_broadcast(self) -> bool:
-        return self in (SendKind.BROADCAST, SendKind.TEMPLATE_BROADCAST)
 
 
 USER_AUDIENCES: Final = ("aud_tag", "aud_userid", "aud_segment")
@@ -100,15 +73,11 @@ _APP_PARA_PLATFORMS: Final = frozenset({"android", "ios", "quickapp", "web"})
 
 
 def _fail(field: str, reason: str, code: int = INVALID_PARAMETER) -> NoReturn:
-    raise MessageError(field, reason, code)
+    raise InvalidMessageError(field, reason, code)
 
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _utf8_len(text: str) -> int:
@@ -662,7 +631,7 @@ def _check_callback(message: Mapping[str, Any]) -> None:
 def validate_message(
     message: Mapping[str, Any], *, kind: SendKind | str, max_ids: int | None = MAX_IDS
 ) -> None:
-    """Raise the first MessageError UMS would answer for this send body, else return.
+    """Raise the first InvalidMessageError UMS would answer for this send body, else return.
 
     Checks run in a fixed order: top-level keys, template fields, audience, channel
     contents, rule_id, option, callback. ``max_ids=None`` skips the per-request id limits
@@ -844,7 +813,7 @@ def render_personalised(
     Returns messages in order of first appearance, each with every id (first occurrence,
     duplicates dropped) whose rendered content is identical: ``aud_userid: [ids]``, or
     ``aud_xxx: [{"data": [ids]}]`` for a custom channel. A placeholder without a value
-    raises MessageError on ``recipients[i].values.<name>`` before anything is returned.
+    raises InvalidMessageError on ``recipients[i].values.<name>`` before anything is returned.
     Each message still goes through split_message and validate_message.
     """
     _object(template, "template")

@@ -1,0 +1,5 @@
+"""``python -m receiver.cli``: the ``umstrack`` command line."""
+
+from receiver.cli import main
+
+main(prog_name="umstrack")

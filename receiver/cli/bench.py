@@ -1,0 +1,59 @@
+"""``umstrack bench``: drive callback intake like a big broadcast and print figures."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run
+from .common import configure_logging, fail
+
+
+@click.command(
+    "bench",
+    epilog="Reads UMS_CHANNELS (for --url without --channel). Exit 1 when any batch "
+    "was not acknowledged with 200.",
+)
+@click.option("--url", help="Base URL of a running receiver (default: start one here).")
+@click.option(
+    "--database-url",
+    help="DATABASE_URL of the server started here (default: a temporary SQLite file).",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Gunicorn workers to start.")
+@click.option(
+    "--channel",
+    help="channelkey:mastersecret to authenticate with (default: the first of "
+    "UMS_CHANNELS, or a bench channel for a server started here).",
+)
+@click.option("--posters", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
+def command(
+    url: str | None,
+    database_url: str | None,
+    workers: int | None,
+    channel: str | None,
+    posters: int,
+    batches: int,
+    batch_size: int,
+    warmup: int,
+) -> None:
+    """Post one broadcast's callbacks in batches from concurrent posters; print
+    events/s and acknowledgement latency p50/p99."""
+    configure_logging(result_on_stdout=False)
+    options = BenchOptions(posters=posters, batches=batches, batch_size=batch_size, warmup=warmup)
+    if url:
+        channel = channel or os.environ.get("UMS_CHANNELS", "").split(",")[0]
+        if ":" not in channel:
+            fail("give --channel channelkey:mastersecret", code=2)
+        figures = run(url, channel, options)
+    else:
+        channel = channel or BENCH_CHANNEL
+        with local_server(database_url, channel, workers) as url:
+            figures = run(url, channel, options)
+    click.echo(f"server       {url}")
+    click.echo(f"posters      {posters}, batch size {batch_size}")
+    click.echo(figures.report())
+    raise SystemExit(1 if figures.errors else 0)

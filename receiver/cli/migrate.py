@@ -1,0 +1,22 @@
+"""``umstrack migrate``: upgrade the database schema to the newest revision."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from ..config import Settings
+from ..db import migrate
+from .common import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+@click.command("migrate", epilog="Reads DATABASE_URL.")
+def command() -> None:
+    """Upgrade the database schema to head (what the Procfile's release step does)."""
+    configure_logging(result_on_stdout=False)
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    log.info("database schema is at head")

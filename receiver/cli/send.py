@@ -1,0 +1,49 @@
+"""``umstrack send FILE``: validate a UMS message, send it and record it."""
+
+from __future__ import annotations
+
+import click
+
+from sender.errors import InvalidMessageError
+
+from ..config import ConfigError, Settings
+from ..db import make_engine, migrate
+from ..sending.outcome import SendFailedError
+from ..sending.ums import UmsSender, parse_request
+from .common import configure_logging, fail, print_json, read_json_file
+
+
+@click.command(
+    "send",
+    epilog="Reads UMS_CHANNELS, UMS_API_BASE, PUBLIC_URL and DATABASE_URL (sends are "
+    "recorded there). Exit 0 sent, 1 UMS refused or could not be reached, 2 invalid "
+    "message or configuration.",
+)
+@click.argument("file")
+@click.option("--broadcast", is_flag=True, help="Broadcast: no aud_* targets (/v1/broadcast).")
+@click.option("--template", is_flag=True, help="A template send (template_id).")
+@click.option("--dry-run", is_flag=True, help="Validate and print each request; send nothing.")
+@click.option("--channel", help="channelkey to send with (default: the first of UMS_CHANNELS).")
+def command(file: str, broadcast: bool, template: bool, dry_run: bool, channel: str | None) -> None:
+    """Validate and send the UMS message in FILE (JSON; - for standard input); print the
+    send_id and the msgid(s) as JSON."""
+    configure_logging(result_on_stdout=True)
+    settings = Settings.from_env()
+    body = read_json_file(file)
+    if not dry_run:
+        migrate(settings.database_url)  # sends are recorded in the receiver's database
+    engine = make_engine(settings)
+    try:
+        sender = UmsSender.from_settings(settings, engine=engine)
+        request = parse_request(body, broadcast=broadcast, template=template, channelkey=channel)
+        outcome = sender.send(request, dry_run=dry_run)
+    except InvalidMessageError as exc:
+        fail(f"invalid message: {exc} (UMS would answer {exc.code})", code=2)
+    except ConfigError as exc:
+        fail(f"cannot send: {exc}", code=2)
+    except SendFailedError as exc:
+        print_json(exc.outcome.as_dict())
+        fail(f"send failed: {exc.error}", code=1)
+    finally:
+        engine.dispose()
+    print_json(outcome.as_dict())

@@ -1,0 +1,46 @@
+"""``umstrack serve``: migrate, then run the web app under gunicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..config import Settings
+from ..db import migrate
+from .common import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+@click.command(
+    "serve",
+    epilog="Reads DATABASE_URL, PORT, UMS_CHANNELS, API_TOKENS, PUBLIC_URL, UMS_API_BASE, "
+    "MAX_BODY_BYTES, SQLITE_BUSY_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and "
+    "GUNICORN_ACCESSLOG.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to bind (default $PORT or 8000).")
+@click.option("--workers", type=click.IntRange(min=1), help="Gunicorn workers ($WEB_CONCURRENCY).")
+def command(port: int | None, workers: int | None) -> None:
+    """Apply migrations, then serve the web app under gunicorn (SQLite by default)."""
+    configure_logging(result_on_stdout=False)
+    settings = Settings.from_env()
+    migrate(settings.database_url)
+    port = port or settings.port
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "receiver:create_app()",
+        "--config",
+        "python:receiver.gunicorn_config",
+        "--bind",
+        f"0.0.0.0:{port}",
+    ]
+    if workers:
+        argv += ["--workers", str(workers)]
+    log.info("serving on port %d (%s)", port, settings.database_url.split("://")[0])
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # gunicorn replaces this process: signals reach it directly

@@ -1,0 +1,44 @@
+"""``umstrack status MSGID``: a message's summary and timeline, from the database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
+
+from ..config import Settings
+from ..db import make_engine
+from ..report import status_report
+from .common import configure_logging, fail
+
+
+@click.command("status", epilog="Reads DATABASE_URL.")
+@click.argument("msgid")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Timeline rows to show; 0 shows all.",
+)
+def command(msgid: str, limit: int) -> None:
+    """Print MSGID's summary and timeline as tables, straight from the database."""
+    configure_logging(result_on_stdout=True)
+    settings = Settings.from_env()
+    database = make_url(settings.database_url).database
+    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+        fail(f"no database at {database} (set DATABASE_URL)", code=1)
+    engine = make_engine(settings)
+    try:
+        with Session(engine) as session:
+            report = status_report(session=session, msgid=msgid, limit=limit or None)
+    except SQLAlchemyError as exc:
+        fail(f"cannot read the database: {exc.__cause__ or exc}", code=1)
+    finally:
+        engine.dispose()
+    if report is None:
+        fail(f"no message {msgid!r} is known", code=1)
+    click.echo(report)

@@ -1,0 +1,1 @@
+"""Sending through the providers: validate, split, send, and record every request."""

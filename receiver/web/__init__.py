@@ -1,0 +1,1 @@
+"""The HTTP blueprints of the web app."""

@@ -1,0 +1,1 @@
+"""Jiguang UMS: protocol facts, message rules and the REST client."""
