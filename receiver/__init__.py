@@ -8,14 +8,11 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from receiver.sending.ums import UmsSender
-
-from . import db, errors, openapi
-from .auth import ChannelAuth
+from . import db, errors
+from .auth import ChannelAuth, TokenAuth
 from .config import Settings
-from .web import callbacks, health
-from .web import messages as api
-from .web.messages import TokenAuth
+from .sending.ums import UmsSender
+from .web import callbacks, docs, health, messages, sends
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -33,10 +30,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     )
     app.teardown_appcontext(db.close_session)
     errors.register(app)
-    app.register_blueprint(callbacks.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(openapi.bp)
+    for blueprint in (callbacks.bp, messages.bp, sends.bp, health.bp, docs.bp):
+        app.register_blueprint(blueprint)
     _log_to_stdout()
     return app
 

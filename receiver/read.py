@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,20 +30,30 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from sender.ums.protocol import STATUS_BY_TYPE, STATUSES, TYPE_BY_STATUS, channel_name
+from sender.ums.protocol import (
+    STATUS_BY_TYPE,
+    STATUSES,
+    TYPE_BY_STATUS,
+    channel_name,
+    platform_name,
+    vendor_name,
+)
 
 from .models import Message
+from .schemas.common import ProviderAnswer
+from .schemas.messages import (
+    Event,
+    EventError,
+    MessageSummary,
+    StatusCounts,
+    Target,
+    TargetCounts,
+)
 from .store import EVENT, MESSAGE, NO_SENDER, SYSTEM_SENDER, TARGET
 
 DEFAULT_LIMIT = 100
+Item = TypeVar("Item")
 MAX_LIMIT = 1000
-
-# app_platform as the public SDK encodes it (providers.md 1.2); names pass through.
-_PLATFORMS = {"0": "android", "1": "ios", "2": "web", "3": "quickapp", "4": "hmos"}
-_VENDORS = {
-    0: "jiguang", 1: "huawei", 2: "oppo", 3: "vivo", 4: "xiaomi", 5: "meizu", 6: "fcm",
-    8: "apns",
-}  # fmt: skip
 
 
 class CursorError(ValueError):
@@ -51,10 +61,10 @@ class CursorError(ValueError):
 
 
 @dataclass(frozen=True)
-class Page:
+class Page(Generic[Item]):
     """One page of a list and the cursor of the next one (None on the last page)."""
 
-    items: list[dict[str, Any]]
+    items: list[Item]
     next_cursor: str | None
 
 
@@ -63,7 +73,7 @@ def message_known(*, session: Session, msgid: str) -> bool:
     return session.get(Message, msgid) is not None
 
 
-def message_summary(*, session: Session, msgid: str) -> dict[str, Any] | None:
+def message_summary(*, session: Session, msgid: str) -> MessageSummary | None:
     """Everything known about one message, or None when nothing is."""
     message = session.get(Message, msgid)
     if message is None:
@@ -73,7 +83,7 @@ def message_summary(*, session: Session, msgid: str) -> dict[str, Any] | None:
 
 def timeline(
     *, session: Session, msgid: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None
-) -> Page:
+) -> Page[Event]:
     """A message's events in time order (occurred_at, then arrival, then lifecycle)."""
     # UMS times are whole seconds: within one second and one arrival, the status
     # type (which follows the lifecycle) keeps submitted before delivered.
@@ -85,7 +95,7 @@ def timeline(
         query = query.where(_after(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return _page(
-        [event_json(row) for row in rows[:limit]],
+        [event_of(row) for row in rows[:limit]],
         rows,
         limit,
         lambda row: _encode("t", [row["occurred_at"].isoformat(),
@@ -101,7 +111,7 @@ def targets(
     status: str | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
+) -> Page[Target]:
     """The current status of each of a message's targets, optionally of one status."""
     key = (TARGET.c.recipient, TARGET.c.sender)
     query = select(TARGET).where(TARGET.c.msgid == msgid, _shown_target())
@@ -112,7 +122,7 @@ def targets(
         query = query.where(_after(key, (_string(recipient), _int(sender))))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return _page(
-        [target_json(row) for row in rows[:limit]],
+        [target_of(row) for row in rows[:limit]],
         rows,
         limit,
         lambda row: _encode("r", [row["recipient"], row["sender"]]),
@@ -130,7 +140,7 @@ def list_messages(
     params: Mapping[str, str] | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
-) -> Page:
+) -> Page[MessageSummary]:
     """Message summaries, newest first, filtered by sendno, send, a current status among
     the targets, creation time (since inclusive, until exclusive) and params."""
     key = (MESSAGE.c.created_at, MESSAGE.c.msgid)
@@ -165,44 +175,43 @@ def list_messages(
     )
 
 
-def event_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def event_of(row: Mapping[Any, Any]) -> Event:
     """The API's view of one stored event."""
-    platform = row["app_platform"]
-    vendor = row["app_sender"]
-    return {
-        "type": row["type"],
-        "status": STATUS_BY_TYPE[row["type"]],
-        "userid": row["userid"],
-        "sender_id": row["sender_id"],
-        "sender": row["sender"],
-        "channel": channel_name(row["sender"], wechatwk_sender=row["wechatwk_sender"]),
-        "app_platform": None if platform is None else _PLATFORMS.get(platform, platform),
-        "app_vendor": None if vendor is None else _VENDORS.get(vendor, f"unknown:{vendor}"),
-        "occurred_at": row["occurred_at"].isoformat(),
-        "received_at": row["received_at"].isoformat(),
-        "error": None
-        if row["error_code"] is None and row["error_message"] is None
-        else {"code": row["error_code"], "message": row["error_message"]},
-        "params": row["params"],
-    }
+    has_error = row["error_code"] is not None or row["error_message"] is not None
+    return Event(
+        type=row["type"],
+        status=STATUS_BY_TYPE[row["type"]],  # type: ignore[arg-type]
+        userid=row["userid"],
+        sender_id=row["sender_id"],
+        sender=row["sender"],
+        channel=channel_name(row["sender"], wechatwk_sender=row["wechatwk_sender"]),
+        app_platform=platform_name(row["app_platform"]),
+        app_vendor=vendor_name(row["app_sender"]),
+        occurred_at=row["occurred_at"],
+        received_at=row["received_at"],
+        error=EventError(code=row["error_code"], message=row["error_message"])
+        if has_error
+        else None,
+        params=row["params"],
+    )
 
 
-def target_json(row: Mapping[Any, Any]) -> dict[str, Any]:
+def target_of(row: Mapping[Any, Any]) -> Target:
     """The API's view of one target's current status."""
     sender = None if row["sender"] < 0 else row["sender"]
-    return {
-        "recipient": row["recipient"],
-        "userid": row["userid"],
-        "sender_id": row["sender_id"],
-        "sender": sender,
-        "channel": channel_name(sender),
-        "status": STATUS_BY_TYPE[row["type"]],
-        "reached_at": row["reached_at"].isoformat(),
-        "event_count": row["event_count"],
-    }
+    return Target(
+        recipient=row["recipient"],
+        userid=row["userid"],
+        sender_id=row["sender_id"],
+        sender=sender,
+        channel=channel_name(sender),
+        status=STATUS_BY_TYPE[row["type"]],  # type: ignore[arg-type]
+        reached_at=row["reached_at"],
+        event_count=row["event_count"],
+    )
 
 
-def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, Any]]:
+def _summaries(session: Session, messages: Sequence[Message]) -> list[MessageSummary]:
     """Summaries of several messages, with three queries however many there are."""
     msgids = [m.msgid for m in messages]
     counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
@@ -233,24 +242,27 @@ def _summaries(session: Session, messages: Sequence[Message]) -> list[dict[str, 
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
     return [
-        {
-            "msgid": m.msgid,
-            "provider": m.provider,
-            "channelkey": m.channelkey,
-            "sendno": m.sendno,
-            "params": m.params,
-            "created_at": m.created_at.isoformat(),
-            "sent_at": _iso(m.sent_at),
-            "send": None
+        MessageSummary(
+            msgid=m.msgid,
+            provider=m.provider,
+            channelkey=m.channelkey,
+            sendno=m.sendno,
+            params=m.params,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
+            send=None
             if m.send_code is None and m.send_message is None
-            else {"code": m.send_code, "message": m.send_message},
-            "send_id": m.send_id,
-            "part": m.part,
-            "counts": counts[m.msgid],
-            "targets": {"total": sum(by_status[m.msgid].values()), "by_status": by_status[m.msgid]},
-            "first_event_at": _iso(first.get(m.msgid)),
-            "last_event_at": _iso(last.get(m.msgid)),
-        }
+            else ProviderAnswer(code=m.send_code, message=m.send_message),
+            send_id=m.send_id,
+            part=m.part,
+            counts=StatusCounts(**counts[m.msgid]),
+            targets=TargetCounts(
+                total=sum(by_status[m.msgid].values()),
+                by_status=StatusCounts(**by_status[m.msgid]),
+            ),
+            first_event_at=first.get(m.msgid),
+            last_event_at=last.get(m.msgid),
+        )
         for m in messages
     ]
 
@@ -309,13 +321,9 @@ def _after(
     return tuple_(*key) < position if descending else tuple_(*key) > position
 
 
-def _page(items: list[dict[str, Any]], rows: Sequence[Any], limit: int, key: Any) -> Page:
+def _page(items: list[Item], rows: Sequence[Any], limit: int, key: Any) -> Page[Item]:
     # One row more than asked for was read: its presence says a next page exists.
     return Page(items, key(rows[limit - 1]) if len(rows) > limit else None)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def _encode(kind: str, values: list[Any]) -> str:

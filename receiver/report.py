@@ -20,9 +20,10 @@ PAGE = 1000
 def status_report(*, session: Session, msgid: str, limit: int | None = PAGE) -> str | None:
     """The report for ``msgid`` (at most ``limit`` timeline rows; None for all), or
     None when nothing is known of it."""
-    summary = queries.message_summary(session=session, msgid=msgid)
-    if summary is None:
+    found = queries.message_summary(session=session, msgid=msgid)
+    if found is None:
         return None
+    summary = found.model_dump(mode="json")
     events = list(_events(session, msgid, limit))
     lines = [*_summary_lines(summary), "", f"Timeline ({len(events)} of {_total(summary)})"]
     lines += _table(
@@ -40,7 +41,7 @@ def _events(session: Session, msgid: str, limit: int | None) -> Iterator[dict[st
     while left is None or left > 0:
         size = PAGE if left is None else min(PAGE, left)
         page = queries.timeline(session=session, msgid=msgid, limit=size, cursor=cursor)
-        yield from page.items
+        yield from (event.model_dump(mode="json") for event in page.items)
         if page.next_cursor is None:
             return
         cursor = page.next_cursor

@@ -12,9 +12,12 @@ from ..auth import AuthError, ChannelAuth
 from ..db import write_session
 from ..errors import ApiError
 from ..intake import quarantine, record_batch
+from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
+from ..schemas.records import BatchResult, CallbackRecord
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)
+_RECORD = {"$ref": "#/components/schemas/CallbackRecord"}
 
 
 def _authenticated_channel() -> str:
@@ -32,6 +35,26 @@ def _authenticated_channel() -> str:
 
 
 @bp.get("/callbacks/ums")
+@documented(
+    operation_id="verifyCallbackUrl",
+    summary="UMS console URL check: echo echostr back",
+    tag="callbacks",
+    security="umsChannel",
+    extra_query=(
+        {
+            "name": "echostr",
+            "in": "query",
+            "required": True,
+            "description": "Random string from UMS, answered back verbatim.",
+            "schema": {"type": "string"},
+        },
+    ),
+    replies={
+        200: Reply("The echostr value, exactly.", None, "text/plain", {"type": "string"}),
+        400: Reply("No echostr query parameter (error `missing_echostr`)."),
+        401: CHANNEL_UNAUTHORIZED,
+    },
+)
 def verify() -> Response:
     """UMS console URL check: echo ``echostr`` back as plain text."""
     _authenticated_channel()
@@ -42,6 +65,36 @@ def verify() -> Response:
 
 
 @bp.post("/callbacks/ums")
+@documented(
+    operation_id="receiveCallbacks",
+    summary="Take in a batch of UMS status records",
+    description="Authentication is checked before the body is read. Valid records are "
+    "stored; unusable ones (no msgid, type not 0-8, wrong field types, a channelkey other "
+    "than the authenticated one, ...) are kept in quarantine with the reason, never "
+    "dropped, and the rest of the batch is stored. A record delivered again is counted "
+    "as a duplicate and not stored twice. Records for msgids this service never sent are "
+    "stored too.",
+    tag="callbacks",
+    security="umsChannel",
+    body=Body(
+        "A JSON array of records; a single record object too.",
+        schema={"oneOf": [{"type": "array", "items": _RECORD}, _RECORD]},
+        uses=(CallbackRecord,),
+    ),
+    replies={
+        200: Reply("The batch was handled.", BatchResult),
+        400: Reply(
+            "The body is not JSON, or neither an array nor an object (error "
+            "`bad_request`); the raw body was kept in quarantine."
+        ),
+        401: CHANNEL_UNAUTHORIZED,
+        413: Reply(
+            "The body is over the size limit (MAX_BODY_BYTES, default 1 MiB; error "
+            "`request_entity_too_large`)."
+        ),
+        503: DATABASE_UNAVAILABLE,
+    },
+)
 def receive() -> Response:
     """Take in a batch of status records."""
     channelkey = _authenticated_channel()
@@ -60,7 +113,7 @@ def receive() -> Response:
     session.commit()
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
-    return jsonify(result.as_dict())
+    return jsonify(result.model_dump())
 
 
 def _reject_body(channelkey: str, body: bytes, reason: str) -> NoReturn:

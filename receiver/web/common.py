@@ -1,0 +1,52 @@
+"""What the blueprints share: the bearer-token gate, query parsing, model answers."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from flask import Response, current_app, request
+from pydantic import BaseModel
+
+from ..auth import TokenAuth
+from ..config import Settings
+from ..errors import ApiError
+from ..schemas.queries import PageQuery, QueryError, parse_query
+
+Query = TypeVar("Query", bound=PageQuery)
+
+
+def require_token() -> None:
+    """Refuse (401) a request without a configured bearer token: the API's answers
+    carry phone numbers, e-mail addresses and user ids, so nobody reads anonymously."""
+    settings: Settings = current_app.extensions["umstrack.settings"]
+    auth: TokenAuth = current_app.extensions["umstrack.token_auth"]
+    if not auth.allows(request.headers.get("Authorization")):
+        reason = (
+            "a valid bearer token is required"
+            if settings.api_tokens
+            else "no API tokens are configured (API_TOKENS), so the API is closed"
+        )
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"Unauthorized: {reason}.",
+            {"WWW-Authenticate": 'Bearer realm="umstrack"'},
+        )
+
+
+def query(model: type[Query]) -> Query:
+    """The request's query string as ``model``; 400 naming the first bad parameter."""
+    try:
+        return parse_query(model, request.args.keys(), request.args.getlist)
+    except QueryError as exc:
+        raise bad_parameter(exc.parameter, str(exc).removeprefix(f"{exc.parameter}: ")) from None
+
+
+def bad_parameter(parameter: str, message: str) -> ApiError:
+    """400 for a query parameter that cannot be used; the message starts with its name."""
+    return ApiError(400, "invalid_parameter", f"{parameter}: {message}")
+
+
+def answer(model: BaseModel, status: int = 200) -> Response:
+    """A JSON answer shaped by ``model``."""
+    return Response(model.model_dump_json(), status=status, mimetype="application/json")
