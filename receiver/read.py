@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -38,6 +38,7 @@ from sender.ums.protocol import (
     platform_name,
     vendor_name,
 )
+from sender.values import is_int
 
 from .models import Message
 from .schemas.common import ProviderAnswer
@@ -335,7 +336,7 @@ def _decode(cursor: str, kind: str, size: int) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise CursorError("not a cursor of this service") from None
     if not isinstance(values, list) or len(values) != size + 1 or values[0] != kind:
         raise CursorError("a cursor of another list")
@@ -349,16 +350,21 @@ def _datetime(value: Any) -> datetime:
         raise CursorError("a damaged cursor") from None
     if parsed.tzinfo is None:
         raise CursorError("a damaged cursor")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # beyond what UTC can write: no cursor of ours
+        raise CursorError("a damaged cursor") from None
 
 
 def _string(value: Any) -> str:
-    if not isinstance(value, str):
+    # No stored text holds NUL (PostgreSQL's text cannot): no cursor of ours does.
+    if not isinstance(value, str) or "\x00" in value:
         raise CursorError("a damaged cursor")
     return value
 
 
 def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
+    # The integers in cursors (type, sender) are SMALLINT columns.
+    if not is_int(value) or not -(2**15) <= value < 2**15:
         raise CursorError("a damaged cursor")
     return value

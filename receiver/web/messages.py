@@ -41,7 +41,7 @@ _READ = {401: TOKEN_UNAUTHORIZED, 503: DATABASE_UNAVAILABLE}
 )
 def message(msgid: str) -> Response:
     """One message's summary."""
-    summary = read.message_summary(session=get_session(), msgid=msgid)
+    summary = read.message_summary(session=get_session(), msgid=_stored(msgid))
     if summary is None:
         raise _unknown(msgid)
     return answer(summary)
@@ -67,7 +67,11 @@ def timeline(msgid: str) -> Response:
     params = query(TimelineQuery)
     session = get_session()
     page = _paged(
-        read.timeline, session=session, msgid=msgid, limit=params.limit, cursor=params.cursor
+        read.timeline,
+        session=session,
+        msgid=_stored(msgid),
+        limit=params.limit,
+        cursor=params.cursor,
     )
     if not page.items and not read.message_known(session=session, msgid=msgid):
         raise _unknown(msgid)
@@ -96,7 +100,7 @@ def targets(msgid: str) -> Response:
     page = _paged(
         read.targets,
         session=session,
-        msgid=msgid,
+        msgid=_stored(msgid),
         status=params.status,
         limit=params.limit,
         cursor=params.cursor,
@@ -137,6 +141,14 @@ def _paged(list_page: Callable[..., Page[Any]], **kwargs: Any) -> Page[Any]:
         return list_page(**kwargs)
     except CursorError as exc:
         raise bad_parameter("cursor", f"{exc}; pass back a next_cursor unchanged") from None
+
+
+def _stored(msgid: str) -> str:
+    """``msgid``, unless it holds a NUL, which no stored msgid does (PostgreSQL's text
+    cannot hold one, so the intake quarantines such records): then 404 at once."""
+    if "\x00" in msgid:
+        raise _unknown(msgid)
+    return msgid
 
 
 def _unknown(msgid: str) -> ApiError:
