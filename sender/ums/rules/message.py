@@ -3,8 +3,10 @@
 From UMS's pages 普通消息发送 v1 (Ordinary message sending v1) and 模板消息 (Template
 messages), the business codes from 业务返回码 (Business return codes):
 
-- A body holds targets (``aud_xxx``, :mod:`.audience`), and ``rule_id``, ``option``
-  and ``callback``; any other key answers 4004 (invalid parameter).
+- Beside its targets (``aud_xxx``, :mod:`.audience`) and its content, a body may hold
+  ``rule_id``, ``option`` and ``callback``; any other key, an unknown ``msg_xxx`` or
+  ``aud_xxx`` too, answers 4004 (invalid parameter), like every failure here without
+  a code of its own.
 - An ordinary send (``/v1/sent``, ``/v1/broadcast``) carries its content as
   ``msg_xxx`` channel arrays (:mod:`.channels`), at least one.
 - A template send (``/v1/template/sent``, ``/v1/template/broadcast``) sends a template
