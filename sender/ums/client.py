@@ -1,4 +1,29 @@
-"""Jiguang UMS REST client: send, broadcast, template sends and withdraw, with callback tracking."""
+"""Jiguang UMS REST client: the four send endpoints and withdraw, every send tracked.
+
+From UMS's pages 普通消息发送 v1 (Ordinary message sending v1), 模板消息 (Template
+messages), 撤回消息 (Withdraw a message) and 业务返回码 (Business return codes):
+
+- Endpoints: ``POST /v1/sent``, ``/v1/broadcast``, ``/v1/template/sent`` and
+  ``/v1/template/broadcast`` take a JSON message; ``POST /v1/retract/{msgid}``
+  withdraws a message sent in the last 24 hours, whose per-target outcome arrives later
+  as status callbacks 7 and 8.
+- Every call carries ``Authorization: Basic base64(channelkey:mastersecret)``, so a
+  channelkey holds no ``:``.
+- Every answer is a JSON envelope ``{"code", "message"}``, code 0 meaning success; a
+  send's success adds its ``msgid`` and echoes ``option.sendno`` as ``sendno``. Any
+  other code raises :class:`ProviderRefusedError` with it; an answer without the
+  envelope raises it with code None.
+- Two failures are retried, with the exponential backoff of
+  :class:`sender.http.RetryPolicy` and up to its bounds: 1015030 (API rate limit
+  exceeded), since UMS took nothing, and a request that provably never reached UMS
+  (connection refused, connect timeout), which ends in :class:`NotSentError`.
+- Nothing that may have reached UMS is sent again: a read timeout or a connection lost
+  after sending raises :class:`UnknownOutcomeError`, and a 5xx answer is not retried,
+  so that a message never goes out twice.
+- Each send gets a send id in ``callback.params`` (``TRACKING_PARAM``), which UMS
+  returns in every status callback of the message, and ``callback.url``: the call's,
+  the message's own, or the client's default.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +42,9 @@ from requests.auth import AuthBase
 from ..errors import NotSentError, ProviderRefusedError, UnknownOutcomeError
 from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy, basic_auth_header, never_sent
 from ..values import excerpt, is_int
-from .protocol import DEFAULT_API_BASE, RATE_LIMITED
-from .protocol import TRACKING_PARAM as TRACKING_KEY
+from .protocol import DEFAULT_API_BASE, RATE_LIMITED, RETRACT_PATH, TRACKING_PARAM, SendKind
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 PROVIDER = "ums"
 # Characters RFC 3986 allows unescaped in a path segment besides unreserved ones.
@@ -103,7 +127,7 @@ class UmsClient(ProviderClient):
         callback_url: str | None = None,
     ) -> SendResult:
         """Send an ordinary message to its aud_* targets (POST /v1/sent)."""
-        return self._send("/v1/sent", message, send_id, callback_url)
+        return self._send(SendKind.SENT.path, message, send_id, callback_url)
 
     def broadcast(
         self,
@@ -113,7 +137,7 @@ class UmsClient(ProviderClient):
         callback_url: str | None = None,
     ) -> SendResult:
         """Broadcast an ordinary message (POST /v1/broadcast)."""
-        return self._send("/v1/broadcast", message, send_id, callback_url)
+        return self._send(SendKind.BROADCAST.path, message, send_id, callback_url)
 
     def template_send(
         self,
@@ -123,7 +147,7 @@ class UmsClient(ProviderClient):
         callback_url: str | None = None,
     ) -> SendResult:
         """Send a template message to its aud_* targets (POST /v1/template/sent)."""
-        return self._send("/v1/template/sent", message, send_id, callback_url)
+        return self._send(SendKind.TEMPLATE_SENT.path, message, send_id, callback_url)
 
     def template_broadcast(
         self,
@@ -133,16 +157,16 @@ class UmsClient(ProviderClient):
         callback_url: str | None = None,
     ) -> SendResult:
         """Broadcast a template message (POST /v1/template/broadcast)."""
-        return self._send("/v1/template/broadcast", message, send_id, callback_url)
+        return self._send(SendKind.TEMPLATE_BROADCAST.path, message, send_id, callback_url)
 
     def retract(self, msgid: str) -> RetractResult:
         """Withdraw a message sent in the last 24 h (POST /v1/retract/{msgid})."""
         if not msgid or msgid in (".", ".."):
             raise ValueError(f"invalid msgid {msgid!r}")
-        path = "/v1/retract/" + quote(msgid, safe=_PATH_SEGMENT_SAFE)
+        path = RETRACT_PATH + quote(msgid, safe=_PATH_SEGMENT_SAFE)
         status, answer = self._post(path, None, sendno=None, send_id=None)
         self._check(answer, status, sendno=None, send_id=None)
-        logger.info("UMS withdraw accepted: msgid=%s", msgid)
+        log.info("UMS withdraw accepted: msgid=%s", msgid)
         return RetractResult(msgid=msgid, code=0, message=str(answer.get("message", "")))
 
     def build_body(
@@ -162,16 +186,16 @@ class UmsClient(ProviderClient):
             params = {}
         if not isinstance(params, Mapping):
             raise TypeError("callback.params must be a JSON object")
-        if TRACKING_KEY in params and params[TRACKING_KEY] != send_id:
+        if TRACKING_PARAM in params and params[TRACKING_PARAM] != send_id:
             raise ValueError(
-                f"callback.params.{TRACKING_KEY} is {params[TRACKING_KEY]!r}, "
+                f"callback.params.{TRACKING_PARAM} is {params[TRACKING_PARAM]!r}, "
                 f"but this send's id is {send_id!r}"
             )
         url = callback.get("url")
         if callback_url is not None and url is not None and url != callback_url:
             raise ValueError(f"callback.url {url!r} conflicts with callback_url {callback_url!r}")
         url = callback_url or url or self.callback_url
-        new_callback: dict[str, Any] = {**callback, "params": {**params, TRACKING_KEY: send_id}}
+        new_callback: dict[str, Any] = {**callback, "params": {**params, TRACKING_PARAM: send_id}}
         if url:
             new_callback["url"] = url
         else:
@@ -217,7 +241,7 @@ class UmsClient(ProviderClient):
             send_id=send_id,
             body=json.loads(data),
         )
-        logger.info(
+        log.info(
             "UMS accepted %s: msgid=%s sendno=%s send_id=%s", path, msgid, result.sendno, send_id
         )
         return result
@@ -243,7 +267,7 @@ class UmsClient(ProviderClient):
                     ) from outcome
                 delay = self.retry.delay(connect_retries)
                 connect_retries += 1
-                logger.warning(
+                log.warning(
                     "UMS %s: could not connect (%s); retry %d in %.1f s",
                     path,
                     type(outcome).__name__,
@@ -258,7 +282,7 @@ class UmsClient(ProviderClient):
                     return status, answer  # _check raises the ProviderRefusedError
                 delay = self.retry.delay(rate_limit_retries)
                 rate_limit_retries += 1
-                logger.warning(
+                log.warning(
                     "UMS %s: rate limited (%d); retry %d in %.1f s",
                     path,
                     RATE_LIMITED,
@@ -279,7 +303,7 @@ class UmsClient(ProviderClient):
         except requests.RequestException as exc:
             if never_sent(exc):
                 return exc
-            logger.warning("UMS %s: no answer after sending (%r)", url, exc)
+            log.warning("UMS %s: no answer after sending (%r)", url, exc)
             raise UnknownOutcomeError(
                 provider=PROVIDER,
                 sendno=sendno,

@@ -1,0 +1,149 @@
+"""UMS rules of msg_wechatwk, WeCom messages (sender/ums/rules/wechatwk.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.ums_examples import (
+    DOC_WECHATWK_FILE,
+    DOC_WECHATWK_IMAGE,
+    DOC_WECHATWK_MINIPROGRAM,
+    DOC_WECHATWK_MPNEWS,
+    DOC_WECHATWK_NEWS,
+    DOC_WECHATWK_TEXT,
+    DROP,
+    assert_accepted,
+    assert_refused,
+    case,
+    changed,
+    with_msg,
+)
+
+VALID = [
+    pytest.param("sent", with_msg("wechatwk", DOC_WECHATWK_TEXT), id="doc-wechatwk-text"),
+    pytest.param("sent", with_msg("wechatwk", DOC_WECHATWK_IMAGE), id="doc-wechatwk-image"),
+    pytest.param("sent", with_msg("wechatwk", DOC_WECHATWK_FILE), id="doc-wechatwk-file"),
+    pytest.param("sent", with_msg("wechatwk", DOC_WECHATWK_NEWS), id="doc-wechatwk-news"),
+    pytest.param("sent", with_msg("wechatwk", DOC_WECHATWK_MPNEWS), id="doc-wechatwk-mpnews"),
+    pytest.param(
+        "sent", with_msg("wechatwk", DOC_WECHATWK_MINIPROGRAM), id="doc-wechatwk-miniprogram"
+    ),
+    pytest.param(
+        "sent",
+        with_msg(
+            "wechatwk",
+            changed(
+                DOC_WECHATWK_TEXT,
+                text={"content": "字" * 682 + "ab"},  # 2048 UTF-8 bytes exactly
+                duplicate_check_interval=4 * 3600,
+            ),
+        ),
+        id="wechatwk-text-2048-bytes-4-hours",
+    ),
+    pytest.param(
+        "sent",
+        with_msg(
+            "wechatwk",
+            {
+                "msgtype": "news",
+                "news": {"articles": [{"title": "t", "appid": "a", "pagepath": "p"}]},
+            },
+        ),
+        id="wechatwk-news-miniprogram-jump",
+    ),
+]
+
+
+def wk(**changes: Any) -> dict[str, Any]:
+    return with_msg("wechatwk", changed(DOC_WECHATWK_TEXT, **changes))
+
+
+INVALID = [
+    case("wechatwk-msgtype-missing", wk(msgtype=DROP), "msg_wechatwk[0].msgtype"),
+    case("wechatwk-msgtype-unknown", wk(msgtype="fax"), "msg_wechatwk[0].msgtype"),
+    case("wechatwk-body-missing", wk(text=DROP), "msg_wechatwk[0].text"),
+    case("wechatwk-flat-content", wk(text=DROP, content="hi"), "msg_wechatwk[0].text"),
+    case(
+        "wechatwk-content-2049-bytes",
+        wk(text={"content": "字" * 683}),
+        "msg_wechatwk[0].text.content",
+    ),
+    case(
+        "wechatwk-duplicate-interval-over-4h",
+        wk(duplicate_check_interval=4 * 3600 + 1),
+        "msg_wechatwk[0].duplicate_check_interval",
+    ),
+    case("wechatwk-safe-3", wk(safe=3), "msg_wechatwk[0].safe"),
+    case(
+        "wechatwk-duplicate-check-2",
+        wk(enable_duplicate_check=2),
+        "msg_wechatwk[0].enable_duplicate_check",
+    ),
+    case(
+        "wechatwk-image-media_id-missing",
+        with_msg("wechatwk", {"msgtype": "image", "image": {}}),
+        "msg_wechatwk[0].image.media_id",
+    ),
+    case(
+        "wechatwk-news-9-articles",
+        with_msg(
+            "wechatwk", {"msgtype": "news", "news": {"articles": [{"title": "t", "url": "u"}] * 9}}
+        ),
+        "msg_wechatwk[0].news.articles",
+    ),
+    case(
+        "wechatwk-news-no-jump",
+        with_msg("wechatwk", {"msgtype": "news", "news": {"articles": [{"title": "t"}]}}),
+        "msg_wechatwk[0].news.articles[0].url",
+    ),
+    case(
+        "wechatwk-news-appid-alone",
+        with_msg(
+            "wechatwk", {"msgtype": "news", "news": {"articles": [{"title": "t", "appid": "a"}]}}
+        ),
+        "msg_wechatwk[0].news.articles[0].pagepath",
+    ),
+    case(
+        "wechatwk-news-title-129-bytes",
+        with_msg(
+            "wechatwk",
+            {"msgtype": "news", "news": {"articles": [{"title": "t" * 129, "url": "u"}]}},
+        ),
+        "msg_wechatwk[0].news.articles[0].title",
+    ),
+    case(
+        "wechatwk-mpnews-thumb-missing",
+        with_msg(
+            "wechatwk",
+            {"msgtype": "mpnews", "mpnews": {"articles": [{"title": "t", "content": "c"}]}},
+        ),
+        "msg_wechatwk[0].mpnews.articles[0].thumb_media_id",
+    ),
+    case(
+        "wechatwk-miniprogram-11-items",
+        with_msg(
+            "wechatwk",
+            {
+                "msgtype": "miniprogram_notice",
+                "miniprogram_notice": {
+                    "appid": "a",
+                    "title": "t",
+                    "content_item": [{"key": "k", "value": "v"}] * 11,
+                },
+            },
+        ),
+        "msg_wechatwk[0].miniprogram_notice.content_item",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "message"), VALID)
+def test_valid_wechatwk_contents_pass(kind: str, message: dict[str, Any]) -> None:
+    assert_accepted(kind, message)
+
+
+@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
+def test_invalid_wechatwk_contents_fail(kind: str, message: Any, field: str, code: int) -> None:
+    assert_refused(kind, message, field, code)
