@@ -19,7 +19,7 @@ from sender.errors import InvalidMessageError, UnknownOutcomeError
 from sender.http import RetryPolicy
 from tests.fake_ums import FakeUms, Reply
 from tests.helpers import CHANNEL, SECRET, api_get, bearer, post, record, walk
-from tests.test_ums_rules import INVALID
+from tests.ums_invalid import INVALID
 
 PUBLIC_URL = "https://umstrack.example.com"
 CALLBACK_URL = f"{PUBLIC_URL}/callbacks/ums"
