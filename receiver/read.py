@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from sender.ums.protocol import (
     STATUS_BY_TYPE,
     STATUSES,
+    SYSTEM_SENDER,
     TYPE_BY_STATUS,
     channel_name,
     platform_name,
@@ -50,7 +51,7 @@ from .schemas.messages import (
     Target,
     TargetCounts,
 )
-from .store import EVENT, MESSAGE, NO_SENDER, SYSTEM_SENDER, TARGET
+from .store import EVENT, MESSAGE, NO_SENDER, TARGET
 
 DEFAULT_LIMIT = 100
 Item = TypeVar("Item")

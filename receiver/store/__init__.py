@@ -1,0 +1,132 @@
+"""Bulk writes of the intake hot path: events, target statuses, quarantine.
+
+Two ways to the same rows. PostgreSQL: the whole batch goes to the server as one
+JSON parameter, and one statement extracts the fields, inserts the new events,
+folds them per target and merges the targets; on a small machine the client's
+CPU is what limits intake, and this leaves it nearly nothing to do per record.
+SQLite: the rows are built in Python, inserted with RETURNING, folded in Python
+and upserted. Both merge targets with the same rule, :func:`merge_target`.
+
+Every batch takes its row locks in one order, messages, then events, then
+targets, each sorted by key, so that concurrent batches that touch the same rows
+queue up instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sender.ums.protocol import TRACKING_PARAM
+
+from .portable import store_events_portable
+from .postgresql import STORE_POSTGRESQL
+from .statements import EVENT, MESSAGE, NO_SENDER, QUARANTINE, TARGET, digest, statements
+
+__all__ = [
+    "EVENT",
+    "MESSAGE",
+    "NO_SENDER",
+    "QUARANTINE",
+    "TARGET",
+    "digest",
+    "record_send",
+    "store_events",
+    "store_quarantine",
+]
+
+
+def store_events(
+    session: Session,
+    *,
+    records: Sequence[dict[str, Any]],
+    records_json: str,
+    channelkey: str,
+    received_at: datetime,
+) -> int:
+    """Store checked callback records (``records_json`` is the same list as JSON
+    text) as events of ``channelkey``, skipping any already stored, and merge them
+    into their targets. Messages not yet known are recorded first. Returns how many
+    events were new."""
+    if not records:
+        return 0
+    _add_messages(session, records, channelkey=channelkey, now=received_at)
+    if session.get_bind().dialect.name == "postgresql":
+        stored: int = session.execute(
+            STORE_POSTGRESQL,
+            {"records": records_json, "channelkey": channelkey, "received_at": received_at},
+        ).scalar_one()
+        return stored
+    return store_events_portable(session, records, channelkey=channelkey, now=received_at)
+
+
+def _add_messages(
+    session: Session, records: Sequence[dict[str, Any]], *, channelkey: str, now: datetime
+) -> None:
+    """Record the messages of these records that were not known yet, with the params
+    their callbacks echo."""
+    params: dict[str, Any] = {}
+    for record in records:
+        if params.get(record["msgid"]) is None:
+            params[record["msgid"]] = record.get("params")
+    rows = [
+        {
+            "msgid": msgid,
+            "provider": "ums",
+            "channelkey": channelkey,
+            "params": params[msgid],
+            "send_id": _send_id(params[msgid]),
+            "created_at": now,
+        }
+        for msgid in sorted(params)
+    ]
+    session.execute(statements(session).add_messages, rows)
+
+
+def _send_id(params: Any) -> str | None:
+    """The send a message belongs to, from the tracking param our sender adds."""
+    send_id = params.get(TRACKING_PARAM) if isinstance(params, dict) else None
+    return send_id if isinstance(send_id, str) else None
+
+
+def record_send(
+    session: Session,
+    *,
+    msgid: str,
+    provider: str,
+    channelkey: str,
+    sendno: str | None,
+    params: dict[str, Any] | None,
+    request: dict[str, Any],
+    code: int | None,
+    message: str | None,
+    send_id: str,
+    part: int,
+    sent_at: datetime,
+) -> None:
+    """Record one request this service sent (a ``message`` row): inserted, or merged
+    into the row that callbacks created when they arrived first."""
+    row = {
+        "msgid": msgid,
+        "provider": provider,
+        "channelkey": channelkey,
+        "sendno": sendno,
+        "params": params,
+        "request": request,
+        "sent_at": sent_at,
+        "send_code": code,
+        "send_message": message,
+        "send_id": send_id,
+        "part": part,
+        "created_at": sent_at,
+    }
+    session.execute(statements(session).record_send, [row])
+
+
+def store_quarantine(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert quarantine rows, skipping any already kept."""
+    if rows:
+        session.execute(statements(session).keep_quarantined, rows)

@@ -1,0 +1,117 @@
+"""PostgreSQL: a whole batch in one statement. The records go to the server as one JSON
+parameter; the statement extracts the fields, inserts the new events, folds them per
+target and merges the targets, leaving the client nearly nothing to do per record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    SmallInteger,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+
+from ..status import RANK_BY_TYPE
+from .statements import EVENT, MILLISECONDS_FROM, NO_SENDER, TARGET, merge_target
+
+
+def _build_postgresql_statement() -> Any:
+    """WITH new AS (INSERT events ... RETURNING), merged AS (upsert targets folded
+    from new) SELECT count(*) FROM new; parameters :records, :channelkey, :received_at."""
+    elements = func.jsonb_array_elements(
+        cast(bindparam("records", type_=Text), JSONB)
+    ).table_valued("value")
+    record = type_coerce(elements.c.value, JSONB)
+    received_at = bindparam("received_at", type_=EVENT.c.received_at.type)
+
+    def text(name: str) -> Any:
+        return record[name].astext
+
+    sent_time = cast(text("sent_time"), BigInteger)
+    error = record["error"]
+    extracted = {
+        "msgid": text("msgid"),
+        # jsonb's text is canonical (sorted keys, no spaces): a retry has the same key.
+        "event_key": func.md5(cast(record, Text)),
+        "type": cast(text("type"), SmallInteger),
+        "channelkey": bindparam("channelkey", type_=Text),
+        "userid": func.nullif(text("userid"), ""),
+        "sender_id": func.nullif(text("sender_id"), ""),
+        "sender": cast(text("sender"), SmallInteger),
+        "wechatwk_sender": cast(text("wechatwk_sender"), SmallInteger),
+        "app_platform": text("app_platform"),
+        "app_sender": cast(text("app_sender"), SmallInteger),
+        "sent_time": sent_time,
+        "occurred_at": case(
+            (sent_time.is_(None), received_at),
+            (sent_time >= MILLISECONDS_FROM, func.to_timestamp(sent_time / 1000.0)),
+            else_=func.to_timestamp(sent_time),
+        ),
+        "error_code": cast(error["code"].astext, BigInteger),
+        "error_message": error["message"].astext,
+        "params": case((func.jsonb_typeof(record["params"]) == "object", record["params"])),
+        "raw": record,
+        "received_at": received_at,
+    }
+    columns = [c.name for c in EVENT.columns]
+    rows = select(*(extracted[name].label(name) for name in columns)).subquery("rows")
+    new = (
+        postgresql.insert(EVENT)
+        .from_select(columns, select(rows).order_by(rows.c.msgid, rows.c.event_key))
+        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
+        .returning(*EVENT.columns)
+        .cte("new")
+    )
+    recipient = func.coalesce(new.c.userid, new.c.sender_id)
+    sender = func.coalesce(new.c.sender, NO_SENDER)
+    rank = case(RANK_BY_TYPE, value=new.c.type)
+    per_target = [new.c.msgid, recipient, sender]
+    ranked = (
+        select(
+            new.c.msgid,
+            recipient.label("recipient"),
+            sender.label("sender"),
+            func.max(new.c.userid).over(partition_by=per_target).label("userid"),
+            func.max(new.c.sender_id).over(partition_by=per_target).label("sender_id"),
+            new.c.type,
+            rank.label("rank"),
+            new.c.occurred_at.label("reached_at"),
+            func.count().over(partition_by=per_target).label("event_count"),
+            new.c.received_at.label("updated_at"),
+            func.row_number()
+            .over(partition_by=per_target, order_by=[rank.desc(), new.c.occurred_at])
+            .label("place"),
+        )
+        .where(recipient.is_not(None))
+        .subquery("ranked")
+    )
+    target_columns = [c.name for c in TARGET.columns]
+    best = (
+        select(*(ranked.c[name] for name in target_columns))
+        .where(ranked.c.place == 1)
+        .order_by(ranked.c.msgid, ranked.c.recipient, ranked.c.sender)
+    )
+    upsert = postgresql.insert(TARGET).from_select(target_columns, best)
+    merged = (
+        upsert.on_conflict_do_update(
+            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
+            set_=merge_target(upsert),
+        )
+        .returning(literal_column("1"))
+        .cte("merged")
+    )
+    # Both data-modifying CTEs run to completion whatever the outer query reads.
+    return select(func.count()).select_from(new).add_cte(merged)
+
+
+STORE_POSTGRESQL = _build_postgresql_statement()

@@ -1,0 +1,110 @@
+"""The bulk statements of the intake and of recorded sends, built once per dialect, and
+the rule that merges a proposed target row into the stored one."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Table,
+    and_,
+    case,
+    func,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from ..models import Event, Message, Quarantine, Target
+
+MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
+EVENT: Table = Event.__table__  # type: ignore[attr-defined]
+TARGET: Table = Target.__table__  # type: ignore[attr-defined]
+QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
+
+NO_SENDER = -1  # the records name no channel
+
+# sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).
+MILLISECONDS_FROM = 10**11
+
+
+def digest(data: bytes) -> str:
+    """Short hex digest used for deduplication keys."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def merge_target(stmt: Any) -> dict[str, Any]:
+    """SET clause merging a proposed target row (``excluded``) into the stored one:
+    the status only moves to a higher rank; an equal rank keeps the earlier time."""
+    new, old = stmt.excluded, TARGET.c
+    # Every expression sees the row as it was before this update, and the row is
+    # locked (on SQLite, the whole database is) while it is evaluated.
+    ahead = new.rank > old.rank
+    return {
+        "type": case((ahead, new.type), else_=old.type),
+        "rank": case((ahead, new.rank), else_=old.rank),
+        "reached_at": case(
+            (ahead, new.reached_at),
+            (and_(new.rank == old.rank, new.reached_at < old.reached_at), new.reached_at),
+            else_=old.reached_at,
+        ),
+        "event_count": old.event_count + new.event_count,
+        "userid": func.coalesce(old.userid, new.userid),
+        "sender_id": func.coalesce(old.sender_id, new.sender_id),
+        "updated_at": new.updated_at,
+    }
+
+
+@dataclass(frozen=True)
+class _Statements:
+    add_events: Any  # insert, skip stored, return the keys inserted
+    merge_targets: Any  # upsert by the stage rule
+    keep_quarantined: Any  # insert, skip kept
+    add_messages: Any  # insert, skip known
+    record_send: Any  # upsert the send facts of a message
+
+
+@functools.cache
+def _statements_for(dialect: str) -> _Statements:
+    insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    upsert = insert(TARGET)
+    return _Statements(
+        add_events=insert(EVENT)
+        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
+        .returning(EVENT.c.msgid, EVENT.c.event_key),
+        merge_targets=upsert.on_conflict_do_update(
+            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
+            set_=merge_target(upsert),
+        ),
+        keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
+            index_elements=[QUARANTINE.c.quarantine_key]
+        ),
+        add_messages=insert(MESSAGE).on_conflict_do_nothing(index_elements=[MESSAGE.c.msgid]),
+        record_send=_record_send_statement(insert),
+    )
+
+
+def _record_send_statement(insert: Any) -> Any:
+    statement = insert(MESSAGE)
+    new, old = statement.excluded, MESSAGE.c
+    sent_facts = ("provider", "channelkey", "sendno", "params", "request", "sent_at",
+                  "send_code", "send_message", "send_id", "part")  # fmt: skip
+    return statement.on_conflict_do_update(
+        index_elements=[MESSAGE.c.msgid],
+        set_={
+            **{name: new[name] for name in sent_facts},
+            # Known since the earlier of: the send, the first callback.
+            "created_at": case(
+                (new.created_at < old.created_at, new.created_at), else_=old.created_at
+            ),
+        },  # fmt: skip
+    )
+
+
+def statements(session: Session) -> _Statements:
+    """The bulk statements for the session's database, built once per dialect."""
+    return _statements_for(session.get_bind().dialect.name)
