@@ -31,6 +31,7 @@ CHANNEL = "demochannel0000000000000a"
 SECRET = "demosecret0000000000000000"
 TOKEN = "demo-token"
 DEFAULT_DATABASE = "umstrack-demo.db"
+DEFAULT_SEED = 7
 TIMEOUT = (2.0, 10.0)
 
 
@@ -133,7 +134,7 @@ class Demo:
 
 
 @contextmanager
-def running_demo(*, database_url: str | None = None, seed: int = 7) -> Iterator[Demo]:
+def running_demo(*, database_url: str | None = None, seed: int = DEFAULT_SEED) -> Iterator[Demo]:
     """Start the emulator and the receiver, send the samples and wait for their
     callbacks; both serve on until the ``with`` block ends."""
     database_url = _fresh_database(database_url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..demo import DEFAULT_DATABASE, running_demo
+from ..demo import DEFAULT_DATABASE, DEFAULT_SEED, running_demo
 from .common import configure_logging
 from .emulate import StopSignals
 
@@ -18,7 +18,9 @@ from .emulate import StopSignals
     "--database-url",
     help=f"where the demo stores everything (default: a new ./{DEFAULT_DATABASE})",
 )
-@click.option("--seed", type=int, default=7, help="emulator outcome seed (default 7)")
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, help=f"emulator outcome seed (default {DEFAULT_SEED})"
+)
 @click.option("--exit", "exit_", is_flag=True, help="exit after printing instead of serving on")
 def command(database_url: str | None, seed: int, exit_: bool) -> None:
     """Start the receiver and the UMS emulator, send sample messages through the real
