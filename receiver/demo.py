@@ -3,18 +3,15 @@
 Starts the receiver (gunicorn, SQLite) and the UMS emulator on free loopback
 ports, sends sample messages through the real sender (one per channel kind, one
 personalised, one big enough to be split), waits for the status callbacks and
-prints each message's summary and the URL of its timeline.
+reports each message's target statuses and the URL of its timeline.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +31,7 @@ CHANNEL = "demochannel0000000000000a"
 SECRET = "demosecret0000000000000000"
 TOKEN = "demo-token"
 DEFAULT_DATABASE = "umstrack-demo.db"
+DEFAULT_SEED = 7
 TIMEOUT = (2.0, 10.0)
 
 
@@ -63,14 +61,19 @@ def samples() -> Iterator[tuple[str, dict[str, Any]]]:
             "msg_email": [{"subject": "Your receipt", "text": "Thank you for your order."}],
         },
     )
-    yield "wechat official account", {
-        "aud_userid": ["alice", "dave"],
-        "msg_wechatoa": [{
-            "type": 0,
-            "template_id": "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY",
-            "data": {"first": {"value": "Order shipped"}, "remark": {"value": "Thanks!"}},
-        }],
-    }  # fmt: skip
+    yield (
+        "wechat official account",
+        {
+            "aud_userid": ["alice", "dave"],
+            "msg_wechatoa": [
+                {
+                    "type": 0,
+                    "template_id": "ngqIpbwh8bUfcSsECmogfXcV14J0tQlEpBO27izEYtY",
+                    "data": {"first": {"value": "Order shipped"}, "remark": {"value": "Thanks!"}},
+                }
+            ],
+        },
+    )
     yield (
         "dingtalk",
         {
@@ -113,26 +116,30 @@ def samples() -> Iterator[tuple[str, dict[str, Any]]]:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the demo command's options on its sub-parser."""
-    parser.add_argument(
-        "--database-url",
-        help=f"where the demo stores everything (default: a new ./{DEFAULT_DATABASE})",
-    )
-    parser.add_argument("--seed", type=int, default=7, help="emulator outcome seed (default 7)")
-    parser.add_argument(
-        "--exit", action="store_true", help="exit after printing instead of serving on"
-    )
-    parser.set_defaults(func=run)
+@dataclass(frozen=True)
+class Demo:
+    """A demo under way: where the receiver serves, its database, what the sends came to."""
+
+    receiver: str  # base URL
+    database_url: str
+    report: str  # each sample's messages: summary counts and the timeline URL
+
+    def hint(self) -> str:
+        """What to try while the demo serves on."""
+        return (
+            f"\nServing on {self.receiver} (Ctrl-C stops). Try:\n"
+            f"  curl -H 'Authorization: Bearer {TOKEN}' {self.receiver}/api/messages\n"
+            f"  DATABASE_URL={self.database_url} umstrack status <msgid>"
+        )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the loop, print what came of it; serve until interrupted unless --exit."""
-    database_url = _fresh_database(args.database_url)
+@contextmanager
+def running_demo(*, database_url: str | None = None, seed: int = DEFAULT_SEED) -> Iterator[Demo]:
+    """Start the emulator and the receiver, send the samples and wait for their
+    callbacks; both serve on until the ``with`` block ends."""
+    database_url = _fresh_database(database_url)
     channels = {CHANNEL: SECRET}
-    config = EmulatorConfig(
-        channels=channels, flush_interval=0.5, retry_interval=2.0, seed=args.seed
-    )
+    config = EmulatorConfig(channels=channels, flush_interval=0.5, retry_interval=2.0, seed=seed)
     with ExitStack() as stack:
         emulator = stack.enter_context(Emulator(config))
         env = {
@@ -155,14 +162,7 @@ def run(args: argparse.Namespace) -> int:
         sent = [(title, sender.send(parse_request(body))) for title, body in samples()]
         if not emulator.wait_idle(60):
             log.warning("not every callback was delivered within 60 s")
-        print(_report(receiver, sent))
-        if not args.exit:
-            print(f"\nServing on {receiver} (Ctrl-C stops). Try:\n"
-                  f"  curl -H 'Authorization: Bearer {TOKEN}' {receiver}/api/messages\n"
-                  f"  DATABASE_URL={database_url} umstrack status <msgid>")  # fmt: skip
-            sys.stdout.flush()
-            _wait_for_interrupt()
-    return 0
+        yield Demo(receiver, database_url, _report(receiver, sent))
 
 
 def _fresh_database(url: str | None) -> str:
@@ -190,14 +190,7 @@ def _report(receiver: str, sent: list[tuple[str, SendOutcome]]) -> str:
                 targets = summary["targets"]["by_status"]
                 now = ", ".join(f"{targets[s]} {s}" for s in STATUSES if targets[s])
                 events = sum(summary["counts"].values())
-                lines.append(f"  {msgid}: {summary['targets']['total']} target(s) ({now}), "
-                             f"{events} events")  # fmt: skip
+                total = summary["targets"]["total"]
+                lines.append(f"  {msgid}: {total} target(s) ({now}), {events} events")
                 lines.append(f"    timeline: {url}/timeline")
     return "\n".join(lines)
-
-
-def _wait_for_interrupt() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()

@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
-import os
+import logging
 import re
-import subprocess
-import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine
 from sqlmodel import Session
 
 from receiver import read as queries
+from receiver.cli import main
 from receiver.demo import samples
 
 
-def test_demo_runs_the_whole_loop(tmp_path):
+@pytest.fixture
+def runner() -> Iterator[CliRunner]:
+    """A CliRunner; the command's logging set-up is undone afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield CliRunner()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_demo_runs_the_whole_loop(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     url = f"sqlite:///{tmp_path}/demo.db"
-    result = subprocess.run(
-        [sys.executable, "-m", "receiver.cli", "demo", "--exit", "--database-url", url],
-        env={**os.environ, "UMS_CHANNELS": "", "DATABASE_URL": "sqlite:////nonexistent/x.db"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
+    result = runner.invoke(
+        main,
+        ["demo", "--exit", "--database-url", url],
+        # The demo brings its own channel and database.
+        env={"UMS_CHANNELS": "", "DATABASE_URL": "sqlite:////nonexistent/x.db"},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, result.stderr[-3000:]
 
     titles = [title for title, _ in samples()]
     headings = [line for line in result.stdout.splitlines() if line and not line[0].isspace()]
@@ -33,15 +47,17 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert len(msgids) == len(titles) - 2 + 3 + 3  # personalised: 3 contents; 2,500: 3 parts
     timelines = re.findall(r"timeline: (http://127\.0\.0\.1:\d+/api/messages/\S+)", result.stdout)
     assert [t.split("/api/messages/")[1] for t in timelines] == [f"{m}/timeline" for m in msgids]
+    assert "Serving on" not in result.stdout  # --exit: no serving on
 
     engine = create_engine(url)
     try:
         with Session(engine) as session:
-            summaries = [queries.message_summary(session=session, msgid=m) for m in msgids]
+            found = [queries.message_summary(session=session, msgid=m) for m in msgids]
     finally:
         engine.dispose()
+    summaries = [summary for summary in found if summary is not None]
+    assert len(summaries) == len(msgids)
     for summary in summaries:
-        assert summary is not None
         assert summary["send"] == {"code": 0, "message": "success"}  # sent by the sender
         assert summary["send_id"] and summary["sent_at"]
         assert sum(summary["counts"].values()) > 0  # and the callbacks came back

@@ -1,25 +1,34 @@
-"""``umstrack demo``: interim bridge to the module's argparse options."""
+"""``umstrack demo``: the whole loop on one machine, for a newcomer."""
 
 from __future__ import annotations
 
-import argparse
-
 import click
 
-from receiver.demo import add_arguments, run
-
+from ..demo import DEFAULT_DATABASE, DEFAULT_SEED, running_demo
 from .common import configure_logging
+from .emulate import StopSignals
 
 
 @click.command(
     "demo",
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-    add_help_option=False,
+    epilog="Ignores UMS_CHANNELS, API_TOKENS and DATABASE_URL: the demo brings its own "
+    "channel, token and database. Progress goes to stderr, the report to stdout.",
 )
-@click.pass_context
-def command(ctx: click.Context) -> None:
-    """Emulator, receiver and sample sends: watch timelines fill."""
+@click.option(
+    "--database-url",
+    help=f"where the demo stores everything (default: a new ./{DEFAULT_DATABASE})",
+)
+@click.option(
+    "--seed", type=int, default=DEFAULT_SEED, help=f"emulator outcome seed (default {DEFAULT_SEED})"
+)
+@click.option("--exit", "exit_", is_flag=True, help="exit after printing instead of serving on")
+def command(database_url: str | None, seed: int, exit_: bool) -> None:
+    """Start the receiver and the UMS emulator, send sample messages through the real
+    sender, and print each message's target statuses and timeline URL."""
     configure_logging(result_on_stdout=True)
-    parser = argparse.ArgumentParser(prog="umstrack demo")
-    add_arguments(parser)
-    raise SystemExit(run(parser.parse_args(ctx.args)))
+    with running_demo(database_url=database_url, seed=seed) as demo:
+        click.echo(demo.report)
+        if not exit_:
+            click.echo(demo.hint())
+            with StopSignals() as stop:
+                stop.wait()
