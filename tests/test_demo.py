@@ -55,7 +55,7 @@ def test_demo_runs_the_whole_loop(
             found = [queries.message_summary(session=session, msgid=m) for m in msgids]
     finally:
         engine.dispose()
-    summaries = [summary for summary in found if summary is not None]
+    summaries = [summary.model_dump(mode="json") for summary in found if summary is not None]
     assert len(summaries) == len(msgids)
     for summary in summaries:
         assert summary["send"] == {"code": 0, "message": "success"}  # sent by the sender
