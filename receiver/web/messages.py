@@ -20,7 +20,8 @@ from ..db import get_session
 from ..errors import ApiError
 from ..read import DEFAULT_LIMIT, MAX_LIMIT, CursorError
 from ..sending.outcome import SendFailedError
-from ..sending.ums import UmsSender, parse_request, summary_path
+from ..sending.request import parse_request
+from ..sending.ums import UmsSender
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -105,18 +106,13 @@ def send() -> tuple[Response, int]:
         raise ApiError(503, "not_configured", f"Cannot send: {exc}.") from None
     except SendFailedError as exc:
         raise _send_failed(exc) from None
-    answer = outcome.as_dict()
-    answer["messages"] = [
-        {"msgid": msgid, "url": request.host_url.rstrip("/") + summary_path(msgid)}
-        for msgid in outcome.msgids
-    ]
-    return jsonify(answer), 201
+    return jsonify(outcome.linked(request.host_url).model_dump(mode="json")), 201
 
 
 def _send_failed(failure: SendFailedError) -> ApiError:
     """502 with UMS's code and message; 504 when UMS may or may not have sent it."""
     error = failure.error
-    details: dict[str, Any] = {"sent": failure.outcome.as_dict()}
+    details: dict[str, Any] = {"sent": failure.outcome.model_dump(mode="json")}
     if isinstance(error, ProviderRefusedError):
         details["ums"] = {"code": error.code, "message": error.message,
                           "http_status": error.http_status}  # fmt: skip
