@@ -23,7 +23,9 @@ from receiver.local import running_server
 from sender.emulator import Emulator, EmulatorConfig
 from sender.ums.protocol import STATUSES
 
-from .sending.ums import SendOutcome, UmsSender, parse_request, summary_path
+from .sending.outcome import UmsOutcome, summary_path
+from .sending.request import parse_request
+from .sending.ums import UmsSender
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ def _fresh_database(url: str | None) -> str:
     return url
 
 
-def _report(receiver: str, sent: list[tuple[str, SendOutcome]]) -> str:
+def _report(receiver: str, sent: list[tuple[str, UmsOutcome]]) -> str:
     """Each sample's messages: summary counts and the timeline URL."""
     lines = []
     with requests.Session() as http:

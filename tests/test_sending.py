@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from receiver import create_app
-from receiver.sending.outcome import SendFailedError
-from receiver.sending.ums import UmsSender, parse_request
+from receiver.sending.outcome import SendFailedError, UmsOutcome
+from receiver.sending.request import parse_request
+from receiver.sending.ums import UmsSender
 from sender.errors import InvalidMessageError, UnknownOutcomeError
 from sender.http import RetryPolicy
+from tests.cli import invoke
 from tests.fake_ums import FakeUms, Reply
 from tests.helpers import CHANNEL, SECRET, api_get, bearer, post, record, walk
+from tests.test_openapi import _check, _closed, _served
 from tests.ums_invalid import INVALID
 
 PUBLIC_URL = "https://umstrack.example.com"
@@ -309,14 +310,7 @@ def test_read_timeout_is_not_retried_and_is_recorded_as_unknown(engine, fake, cl
 
 
 def _cli(send_env: dict[str, str], *args: str, stdin: str | None = None) -> Any:
-    return subprocess.run(
-        [sys.executable, "-m", "receiver.cli", "send", *args],
-        env={**os.environ, **send_env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return invoke("send", *args, env=send_env, stdin=stdin)
 
 
 def test_cli_sends_and_prints_the_msgids(send_env, fake, tmp_path, client):
@@ -325,7 +319,7 @@ def test_cli_sends_and_prints_the_msgids(send_env, fake, tmp_path, client):
 
     result = _cli(send_env, str(path))
 
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     printed = json.loads(result.stdout)
     assert len(printed["msgids"]) == 2 and len(fake.requests) == 2
     for msgid in printed["msgids"]:
@@ -336,7 +330,7 @@ def test_cli_flags_choose_the_kind_and_channel(send_env, fake):
     result = _cli(
         send_env, "--broadcast", "--channel", CHANNEL, "-", stdin='{"msg_sms": [{"content": "x"}]}'
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert fake.paths() == ["/v1/broadcast"]
 
 
@@ -344,7 +338,7 @@ def test_cli_dry_run_validates_and_sends_nothing(send_env, fake, tmp_path):
     path = tmp_path / "message.json"
     path.write_text(json.dumps(_message()))
     result = _cli(send_env, "--dry-run", str(path))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     [part] = json.loads(result.stdout)["parts"]
     assert part["body"]["callback"]["url"] == CALLBACK_URL and part["msgid"] is None
     assert fake.requests == []
@@ -361,7 +355,7 @@ def test_cli_dry_run_validates_and_sends_nothing(send_env, fake, tmp_path):
 )
 def test_cli_refuses_invalid_input_with_the_reason(send_env, fake, args, stdin, reason):
     result = _cli(send_env, *args, stdin=stdin)
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert reason in result.stderr and result.stdout == ""
     assert fake.requests == []
 
@@ -369,14 +363,12 @@ def test_cli_refuses_invalid_input_with_the_reason(send_env, fake, args, stdin, 
 def test_cli_reports_a_ums_error(send_env, fake, tmp_path):
     fake.error(1015005, "渠道已关闭")
     result = _cli(send_env, "-", stdin=json.dumps(_message()))
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert "1015005" in result.stderr and "渠道已关闭" in result.stderr
     assert json.loads(result.stdout)["parts"][0]["code"] == 1015005
 
 
 def test_send_answers_match_the_openapi_document(client, fake):
-    from tests.test_openapi import _check, _closed, _served
-
     doc = _closed(_served(client))
     answers = [_send(client, _message()), _send(client, _message(option={"priority": 9}))]
     fake.error(1015005, "渠道已关闭")
@@ -384,3 +376,27 @@ def test_send_answers_match_the_openapi_document(client, fake):
     assert [a.status_code for a in answers] == [201, 400, 502]
     for answer in answers:
         _check(doc, answer, "/api/messages", "post")
+
+
+def test_the_outcome_model_shapes_every_answer_and_gives_their_schema(client, fake, send_env):
+    answers = [_send(client, _message()).json]
+    fake.error(1015029, "broadcast quota used up")
+    answers.append(_send(client, _message(aud_userid=["u1"])).json["sent"])
+    for args in (["-"], ["--dry-run", "-"]):
+        result = _cli(send_env, *args, stdin=json.dumps(_message()))
+        assert result.exit_code == 0, result.stderr
+        answers.append(json.loads(result.stdout))
+
+    schema = _closed(UmsOutcome.model_json_schema(mode="serialization"))
+    for answer in answers:
+        Draft202012Validator(schema).validate(answer)
+    assert "messages" in answers[0] and "messages" not in answers[1]
+    assert "body" in answers[3]["parts"][0] and "body" not in answers[2]["parts"][0]
+    # The served document's schemas are the model's own.
+    served = _served(client)["components"]["schemas"]
+    model = UmsOutcome.model_json_schema(
+        mode="serialization", ref_template="#/components/schemas/{model}"
+    )
+    part = model.pop("$defs")["UmsPart"]
+    for ours, theirs in ((model, served["UmsOutcome"]), (part, served["UmsPart"])):
+        assert ours == theirs

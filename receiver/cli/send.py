@@ -9,7 +9,8 @@ from sender.errors import InvalidMessageError
 from ..config import ConfigError, Settings
 from ..db import make_engine, migrate
 from ..sending.outcome import SendFailedError
-from ..sending.ums import UmsSender, parse_request
+from ..sending.request import parse_request
+from ..sending.ums import UmsSender
 from .common import configure_logging, fail, print_json, read_json_file
 
 
@@ -42,8 +43,8 @@ def command(file: str, broadcast: bool, template: bool, dry_run: bool, channel: 
     except ConfigError as exc:
         fail(f"cannot send: {exc}", code=2)
     except SendFailedError as exc:
-        print_json(exc.outcome.as_dict())
+        print_json(exc.outcome.model_dump(mode="json"))
         fail(f"send failed: {exc.error}", code=1)
     finally:
         engine.dispose()
-    print_json(outcome.as_dict())
+    print_json(outcome.model_dump(mode="json"))

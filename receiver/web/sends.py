@@ -4,21 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, Field
 
 from sender.errors import InvalidMessageError, ProviderRefusedError, UnknownOutcomeError
 
 from ..config import ConfigError
 from ..errors import ApiError
 from ..openapi import TOKEN_UNAUTHORIZED, Body, Reply, documented
-from ..sending.outcome import SendFailedError
-from ..sending.ums import UmsSender, parse_request, summary_path
-from .common import require_token
+from ..sending.outcome import SendFailedError, UmsOutcome
+from ..sending.request import SendRequest, parse_request
+from ..sending.ums import UmsSender
+from .common import answer, require_token
 
 bp = Blueprint("sends", __name__, url_prefix="/api")
 bp.before_request(require_token)
 
-_OBJECT = {"type": "object"}
+
+class UmsAnswer(BaseModel):
+    """UMS's answer to the request that failed."""
+
+    code: int | None = Field(description="UMS's business code; null: no UMS envelope.")
+    message: str
+    http_status: int | None
+
+
+class SendErrorAnswer(BaseModel):
+    """The error shape, with what is known of the send."""
+
+    error: str = Field(description="Short code.")
+    message: str = Field(description="Human sentence.")
+    field: str | None = Field(None, description="The field at fault (invalid_message).")
+    code: int | None = Field(None, description="The business code UMS would answer.")
+    ums: UmsAnswer | None = None
+    sendno: str | None = None
+    sent: UmsOutcome | None = Field(None, description="The requests that went out before.")
 
 
 @bp.post("/messages")
@@ -31,34 +51,31 @@ _OBJECT = {"type": "object"}
     "sends, and records every request, failures too.",
     tag="messages",
     security="bearerToken",
-    body=Body(schema=_OBJECT),
+    body=Body(model=SendRequest),
     replies={
-        201: Reply("Sent; one msgid per request.", None, schema=_OBJECT),
+        201: Reply("Sent; one msgid per request.", UmsOutcome),
         400: Reply(
             "Not JSON (error `bad_request`), or a rule of the message format broken (error "
             "`invalid_message`, with `field` and the UMS business `code` UMS would "
             "answer); nothing was sent.",
-            None,
-            schema=_OBJECT,
+            SendErrorAnswer,
         ),
         401: TOKEN_UNAUTHORIZED,
         502: Reply(
             "UMS refused a request (error `ums_error`, with UMS's `code` and `message` in "
             "`ums`) or could not be reached (`ums_unreachable`); `sent` lists the requests "
             "that went out before it.",
-            None,
-            schema=_OBJECT,
+            SendErrorAnswer,
         ),
-        503: Reply("No UMS channel is configured (error `not_configured`).", None, schema=_OBJECT),
+        503: Reply("No UMS channel is configured (error `not_configured`).", SendErrorAnswer),
         504: Reply(
             "No answer from UMS after the request left (error `unknown_outcome`): it may "
             "or may not have been sent, so it was not retried.",
-            None,
-            schema=_OBJECT,
+            SendErrorAnswer,
         ),
     },
 )
-def send() -> tuple[Response, int]:
+def send() -> Response:
     """Send a UMS message through this service (validated, split, recorded)."""
     body = request.get_json(silent=True)
     if body is None:
@@ -73,18 +90,13 @@ def send() -> tuple[Response, int]:
         raise ApiError(503, "not_configured", f"Cannot send: {exc}.") from None
     except SendFailedError as exc:
         raise _send_failed(exc) from None
-    result = outcome.as_dict()
-    result["messages"] = [
-        {"msgid": msgid, "url": request.host_url.rstrip("/") + summary_path(msgid)}
-        for msgid in outcome.msgids
-    ]
-    return jsonify(result), 201
+    return answer(outcome.linked(request.host_url), 201)
 
 
 def _send_failed(failure: SendFailedError) -> ApiError:
     """502 with UMS's code and message; 504 when UMS may or may not have sent it."""
     error = failure.error
-    details: dict[str, Any] = {"sent": failure.outcome.as_dict()}
+    details: dict[str, Any] = {"sent": failure.outcome.model_dump(mode="json")}
     if isinstance(error, ProviderRefusedError):
         details["ums"] = {
             "code": error.code,
