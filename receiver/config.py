@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sender.rongcloud.protocol import DEFAULT_API_BASE as RONGCLOUD_API_BASE
+from sender.rongcloud.protocol import DEFAULT_BACKUP_API_BASE as RONGCLOUD_BACKUP_API_BASE
+from sender.ums.protocol import DEFAULT_API_BASE as UMS_API_BASE
+
 DEFAULT_SQLITE_FILE = "umstrack.db"
-DEFAULT_UMS_API_BASE = "https://api.ums.jiguang.cn"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
-# RongCloud's Beijing data centre and its backup domain (its official Go SDK).
-DEFAULT_RONGCLOUD_API_BASE = "https://api.rong-api.com"
-DEFAULT_RONGCLOUD_BACKUP_API_BASE = "https://api-b.rong-api.com"
 
 
 class ConfigError(ValueError):
@@ -30,11 +30,11 @@ class Settings:
     port: int = 8000
     api_tokens: tuple[str, ...] = ()
     public_url: str | None = None
-    ums_api_base: str = DEFAULT_UMS_API_BASE
+    ums_api_base: str = UMS_API_BASE
     rongcloud_app_key: str | None = None
     rongcloud_app_secret: str | None = None
-    rongcloud_api_base: str = DEFAULT_RONGCLOUD_API_BASE
-    rongcloud_backup_api_base: str | None = DEFAULT_RONGCLOUD_BACKUP_API_BASE
+    rongcloud_api_base: str = RONGCLOUD_API_BASE
+    rongcloud_backup_api_base: str | None = RONGCLOUD_BACKUP_API_BASE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,14 +48,14 @@ class Settings:
             port=_int(env, "PORT", 8000),
             api_tokens=tuple(t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()),
             public_url=env.get("PUBLIC_URL") or None,
-            ums_api_base=env.get("UMS_API_BASE") or DEFAULT_UMS_API_BASE,
+            ums_api_base=env.get("UMS_API_BASE") or UMS_API_BASE,
             rongcloud_app_key=env.get("RONGCLOUD_APP_KEY") or None,
             rongcloud_app_secret=env.get("RONGCLOUD_APP_SECRET") or None,
-            rongcloud_api_base=env.get("RONGCLOUD_API_BASE") or DEFAULT_RONGCLOUD_API_BASE,
+            rongcloud_api_base=env.get("RONGCLOUD_API_BASE") or RONGCLOUD_API_BASE,
             # Set RONGCLOUD_API_BASE alone and there is no backup: a local test server
             # is not to be failed over to the real RongCloud.
             rongcloud_backup_api_base=env.get("RONGCLOUD_BACKUP_API_BASE")
-            or (None if env.get("RONGCLOUD_API_BASE") else DEFAULT_RONGCLOUD_BACKUP_API_BASE),
+            or (None if env.get("RONGCLOUD_API_BASE") else RONGCLOUD_BACKUP_API_BASE),
         )
 
 

@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from urllib3.exceptions import ProxyError as Urllib3ProxyError
 from urllib3.util.retry import Retry
+
+from .values import is_int
+
+log = logging.getLogger(__name__)
 
 # (connect, read) in seconds; connect slightly above a multiple of 3 (TCP SYN retransmit).
 DEFAULT_TIMEOUT: tuple[float, float] = (3.05, 15.0)
@@ -72,9 +79,21 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(cause, ConnectTimeoutError)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A provider's answer: the HTTP status, and the body as the JSON object both
+    providers answer with (``{"code": <int>, ...}``), or None when it is not one."""
+
+    status: int
+    envelope: dict[str, Any] | None
+    raw: bytes
+
+
 class ProviderClient:
     """Base of the provider clients: ``self._session`` for their calls; a context
     manager that closes it."""
+
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
 
     def __init__(self) -> None:
         self._closed = False
@@ -101,6 +120,34 @@ class ProviderClient:
         """Close the HTTP session; the client cannot be used afterwards."""
         self._closed = True
         self._session.close()
+
+    def _post_once(
+        self,
+        url: str,
+        data: bytes | None,
+        headers: Mapping[str, str],
+        unknown: Callable[[requests.RequestException], Exception],
+    ) -> Answer | requests.RequestException:
+        """One POST, no redirects, no retries. A failure that provably sent nothing is
+        returned, for the caller to retry or fail over; any other transport failure
+        raises ``unknown(exc)``: the request may have arrived."""
+        try:
+            response = self._session.post(
+                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            if never_sent(exc):
+                return exc
+            log.warning("%s: no answer after sending (%r)", url, exc)
+            raise unknown(exc) from exc
+        with response:
+            status, content = response.status_code, response.content
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = None
+        envelope = body if isinstance(body, dict) and is_int(body.get("code")) else None
+        return Answer(status, envelope, content)
 
     def _check_open(self) -> None:
         if self._closed:

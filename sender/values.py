@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 EXCERPT_CHARS = 200
 
@@ -10,6 +11,12 @@ EXCERPT_CHARS = 200
 def is_int(value: Any) -> TypeGuard[int]:
     """Whether ``value`` is a JSON integer: an int, and not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_http_url(url: str) -> bool:
+    """Whether ``url`` is an absolute http(s) URL with a host."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def excerpt(content: bytes | str, limit: int = EXCERPT_CHARS) -> str:

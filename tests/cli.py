@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from click.testing import CliRunner, Result
 
@@ -13,11 +14,17 @@ from receiver.cli import main
 def invoke(*args: str, env: Mapping[str, str | None], stdin: str | None = None) -> Result:
     """``umstrack ARGS`` with ``env`` over this process's environment (None removes a
     variable): its exit code, stdout and stderr."""
+    with restored_logging():
+        return CliRunner().invoke(main, list(args), input=stdin, env=env, catch_exceptions=False)
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """Give the test run its logging back after a command pointed it elsewhere."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:
-        return CliRunner().invoke(main, list(args), input=stdin, env=env, catch_exceptions=False)
+        yield
     finally:
-        # The command pointed logging at its own stderr: give the test run its own back.
         root.handlers[:] = handlers
         root.setLevel(level)

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, text
@@ -16,6 +17,7 @@ from sqlmodel import Session
 from receiver import create_app
 from receiver.config import normalize_database_url
 from receiver.db import migrate
+from tests.cli import restored_logging
 from tests.helpers import API_TOKEN, CHANNELS_ENV
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
@@ -103,6 +105,13 @@ def engine(app: Flask) -> Engine:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
         yield session
+
+
+@pytest.fixture
+def runner() -> Iterator[CliRunner]:
+    """A CliRunner for ``umstrack`` commands; their logging set-up is undone afterwards."""
+    with restored_logging():
+        yield CliRunner()
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,6 @@ from sqlmodel import Session
 from receiver import read as queries
 from receiver.cli import main
 from receiver.demo import samples
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    """A CliRunner; the command's logging set-up is undone afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield CliRunner()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_demo_runs_the_whole_loop(

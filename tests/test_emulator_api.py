@@ -4,7 +4,6 @@ the inspection endpoints and the ``umstrack emulate`` command."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -216,16 +215,6 @@ def test_inspection_over_http(emulator: Emulator) -> None:
 
 
 # --------------------------------------------------------------------------- umstrack emulate
-
-
-@pytest.fixture
-def runner() -> Iterator[CliRunner]:
-    """A CliRunner; the command's logging set-up is undone afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield CliRunner()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -1,13 +1,22 @@
-"""What the subcommands share: logging set-up, reading a JSON input, printing a result."""
+"""What the subcommands share: logging set-up, reading a JSON input, printing a result,
+waiting for a stop signal."""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
-from typing import Any, NoReturn
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType, TracebackType
+from typing import Any, Final, NoReturn
 
 import click
+
+from ..config import ConfigError
+from ..sending.outcome import SendFailedError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +49,53 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
+@contextmanager
+def reporting_send_failures() -> Iterator[None]:
+    """Exit 2 when the service is not set up to send; when a request fails, print what
+    went out (the outcome so far) and exit 1."""
+    try:
+        yield
+    except ConfigError as exc:
+        fail(f"cannot send: {exc}", code=2)
+    except SendFailedError as exc:
+        print_json(exc.outcome.model_dump(mode="json"))
+        fail(f"send failed: {exc.error}", code=1)
+
+
 def fail(message: str, *, code: int) -> NoReturn:
     """Say ``umstrack: message`` on stderr and exit with ``code``."""
     click.echo(f"umstrack: {message}", err=True)
     raise SystemExit(code)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM, caught while the ``with`` block runs; the handlers that
+    were there before come back after it."""
+
+    _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._caught = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self._SIGNALS}
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def wait(self) -> None:
+        """Block until one of the signals arrives."""
+        # Short waits: the handler runs on the main thread between them.
+        while not self._caught.wait(0.5):
+            pass
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._caught.set()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from ..demo import DEFAULT_DATABASE, DEFAULT_SEED, running_demo
-from .common import configure_logging
-from .emulate import StopSignals
+from .common import StopSignals, configure_logging
 
 
 @click.command(

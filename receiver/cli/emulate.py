@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import fields
-from types import FrameType, TracebackType
 from typing import Any, Final
 
 import click
@@ -14,7 +11,7 @@ import click
 from sender.emulator import DEFAULT_PORT, Emulator, EmulatorConfig
 
 from ..config import Settings
-from .common import configure_logging, fail
+from .common import StopSignals, configure_logging, fail
 
 log = logging.getLogger(__name__)
 
@@ -23,39 +20,6 @@ _DEFAULTS: Final[dict[str, Any]] = {f.name: f.default for f in fields(EmulatorCo
 _SHARE: Final = click.FloatRange(0.0, 1.0)
 _SECONDS: Final = click.FloatRange(min=0.0)
 _COUNT: Final = click.IntRange(min=0)
-
-
-class StopSignals:
-    """SIGINT and SIGTERM, caught while the ``with`` block runs; the handlers that
-    were there before come back after it."""
-
-    _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self._caught = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self._SIGNALS}
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def wait(self) -> None:
-        """Block until one of the signals arrives."""
-        # Short waits: the handler runs on the main thread between them.
-        while not self._caught.wait(0.5):
-            pass
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        self._caught.set()
 
 
 def _share(name: str, what: str) -> dict[str, Any]:

@@ -8,11 +8,10 @@ import click
 from sender.errors import InvalidMessageError
 from sender.rongcloud import preview_template, validate_template
 
-from ..config import ConfigError, Settings
+from ..config import Settings
 from ..db import make_engine, migrate
-from ..sending.outcome import SendFailedError
 from ..sending.rongcloud import RongCloudSender
-from .common import configure_logging, fail, print_json, read_json_file
+from .common import configure_logging, fail, print_json, read_json_file, reporting_send_failures
 
 
 @click.command(
@@ -43,14 +42,10 @@ def command(file: str, dry_run: bool) -> None:
         fail(f"invalid message: {exc}", code=2)
     engine = make_engine(settings)
     try:
-        sender = RongCloudSender.from_settings(settings, engine=engine)
-        migrate(settings.database_url)  # sends are recorded in the receiver's database
-        outcome = sender.send(message, progress=_show_progress)
-    except ConfigError as exc:
-        fail(f"cannot send: {exc}", code=2)
-    except SendFailedError as exc:
-        print_json(exc.outcome.model_dump(mode="json"))
-        fail(f"send failed: {exc.error}", code=1)
+        with reporting_send_failures():
+            sender = RongCloudSender.from_settings(settings, engine=engine)
+            migrate(settings.database_url)  # sends are recorded in the receiver's database
+            outcome = sender.send(message, progress=_show_progress)
     finally:
         engine.dispose()
     print_json(outcome.model_dump(mode="json"))

@@ -6,12 +6,11 @@ import click
 
 from sender.errors import InvalidMessageError
 
-from ..config import ConfigError, Settings
+from ..config import Settings
 from ..db import make_engine, migrate
-from ..sending.outcome import SendFailedError
 from ..sending.request import parse_request
 from ..sending.ums import UmsSender
-from .common import configure_logging, fail, print_json, read_json_file
+from .common import configure_logging, fail, print_json, read_json_file, reporting_send_failures
 
 
 @click.command(
@@ -35,16 +34,14 @@ def command(file: str, broadcast: bool, template: bool, dry_run: bool, channel: 
         migrate(settings.database_url)  # sends are recorded in the receiver's database
     engine = make_engine(settings)
     try:
-        sender = UmsSender.from_settings(settings, engine=engine)
-        request = parse_request(body, broadcast=broadcast, template=template, channelkey=channel)
-        outcome = sender.send(request, dry_run=dry_run)
+        with reporting_send_failures():
+            sender = UmsSender.from_settings(settings, engine=engine)
+            request = parse_request(
+                body, broadcast=broadcast, template=template, channelkey=channel
+            )
+            outcome = sender.send(request, dry_run=dry_run)
     except InvalidMessageError as exc:
         fail(f"invalid message: {exc} (UMS would answer {exc.code})", code=2)
-    except ConfigError as exc:
-        fail(f"cannot send: {exc}", code=2)
-    except SendFailedError as exc:
-        print_json(exc.outcome.model_dump(mode="json"))
-        fail(f"send failed: {exc.error}", code=1)
     finally:
         engine.dispose()
     print_json(outcome.model_dump(mode="json"))

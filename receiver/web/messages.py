@@ -20,13 +20,14 @@ from ..openapi import (
 )
 from ..read import CursorError, Page
 from ..schemas.messages import MessagePage, MessageSummary, TargetPage, TimelinePage
-from ..schemas.queries import MessageQuery, TargetQuery, TimelineQuery
+from ..schemas.queries import MessageQuery, PageQuery, TargetQuery, TimelineQuery
 from .common import answer, bad_parameter, query, require_token
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
 bp.before_request(require_token)
 
 _READ = {401: TOKEN_UNAUTHORIZED, 503: DATABASE_UNAVAILABLE}
+_PAGE = {400: BAD_PARAMETER, 404: MESSAGE_NOT_FOUND, **_READ}
 
 
 # msgids contain ":" (v:1t:1603707455p:27133n:2); the path converter takes any text up
@@ -55,26 +56,11 @@ def message(msgid: str) -> Response:
     tag="messages",
     security="bearerToken",
     query=TimelineQuery,
-    replies={
-        200: Reply("One page of the timeline.", TimelinePage),
-        400: BAD_PARAMETER,
-        404: MESSAGE_NOT_FOUND,
-        **_READ,
-    },
+    replies={200: Reply("One page of the timeline.", TimelinePage), **_PAGE},
 )
 def timeline(msgid: str) -> Response:
     """One message's events in time order."""
-    params = query(TimelineQuery)
-    session = get_session()
-    page = _paged(
-        read.timeline,
-        session=session,
-        msgid=_stored(msgid),
-        limit=params.limit,
-        cursor=params.cursor,
-    )
-    if not page.items and not read.message_known(session=session, msgid=msgid):
-        raise _unknown(msgid)
+    page = _message_page(read.timeline, msgid, query(TimelineQuery))
     return answer(TimelinePage(msgid=msgid, events=page.items, next_cursor=page.next_cursor))
 
 
@@ -86,27 +72,11 @@ def timeline(msgid: str) -> Response:
     tag="messages",
     security="bearerToken",
     query=TargetQuery,
-    replies={
-        200: Reply("One page of targets.", TargetPage),
-        400: BAD_PARAMETER,
-        404: MESSAGE_NOT_FOUND,
-        **_READ,
-    },
+    replies={200: Reply("One page of targets.", TargetPage), **_PAGE},
 )
 def targets(msgid: str) -> Response:
     """The current status of each of one message's targets."""
-    params = query(TargetQuery)
-    session = get_session()
-    page = _paged(
-        read.targets,
-        session=session,
-        msgid=_stored(msgid),
-        status=params.status,
-        limit=params.limit,
-        cursor=params.cursor,
-    )
-    if not page.items and not read.message_known(session=session, msgid=msgid):
-        raise _unknown(msgid)
+    page = _message_page(read.targets, msgid, query(TargetQuery))
     return answer(TargetPage(msgid=msgid, targets=page.items, next_cursor=page.next_cursor))
 
 
@@ -126,14 +96,17 @@ def targets(msgid: str) -> Response:
 def messages() -> Response:
     """Message summaries, newest first, filtered."""
     params = query(MessageQuery)
-    page = _paged(
-        read.list_messages,
-        session=get_session(),
-        **params.model_dump(exclude={"limit", "cursor"}),
-        limit=params.limit,
-        cursor=params.cursor,
-    )
+    page = _paged(read.list_messages, session=get_session(), **params.model_dump())
     return answer(MessagePage(messages=page.items, next_cursor=page.next_cursor))
+
+
+def _message_page(list_page: Callable[..., Page[Any]], msgid: str, params: PageQuery) -> Page[Any]:
+    """One page of a message's list; 404 when nothing at all is known of the message."""
+    session = get_session()
+    page = _paged(list_page, session=session, msgid=_stored(msgid), **params.model_dump())
+    if not page.items and not read.message_known(session=session, msgid=msgid):
+        raise _unknown(msgid)
+    return page
 
 
 def _paged(list_page: Callable[..., Page[Any]], **kwargs: Any) -> Page[Any]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
 from ..ums.protocol import INVALID_PARAMETER
+from ..values import is_http_url
 from .channels import CHANNELS
 
 # UMS documents no code for "no such message"; 4004 (invalid parameter) is the closest.
@@ -81,12 +81,7 @@ class EmulatorConfig:
             raise ValueError(f"unknown template channel(s): {', '.join(unknown)}")
         if min(self.timeout) <= 0:
             raise ValueError("timeouts must be positive (connect, read) seconds")
-        if self.default_callback_url is not None and not _is_http_url(self.default_callback_url):
+        if self.default_callback_url is not None and not is_http_url(self.default_callback_url):
             raise ValueError(
                 f"default_callback_url must be an http(s) URL, got {self.default_callback_url!r}"
             )
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)

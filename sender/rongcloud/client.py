@@ -20,13 +20,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from ..errors import NotSentError, ProviderRefusedError, UnknownOutcomeError
-from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy, never_sent
-from ..values import excerpt, is_int
+from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy
+from ..values import excerpt, is_http_url
 from .protocol import PATH, PROVIDER, RATE_LIMITED, SUCCESS
 from .ratelimit import RateLimiter, limiter_for
 from .rules import validate_template
@@ -101,8 +100,7 @@ class RongCloudClient(ProviderClient):
         if not app_key or not app_secret:
             raise ValueError("app_key and app_secret must be non-empty")
         for url in (base_url, backup_base_url):
-            parts = urlsplit(url or "http://x")
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            if url and not is_http_url(url):
                 raise ValueError(f"base URLs must be http(s) URLs, got {url!r}")
         connect_timeout, read_timeout = timeout
         if connect_timeout <= 0 or read_timeout <= 0:
@@ -206,26 +204,15 @@ class RongCloudClient(ProviderClient):
         )
         headers["Content-Type"] = "application/json"
         headers["X-Request-Id"] = request_id
-        try:
-            response = self._session.post(
-                base + PATH, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            if never_sent(exc):
-                raise
-            log.warning("RongCloud %s: no answer after sending (%r)", base, exc)
-            raise UnknownOutcomeError(
-                f"{type(exc).__name__}: {exc}", provider=PROVIDER, base_url=base
-            ) from exc
-        with response:
-            status, content = response.status_code, response.content
-        try:
-            body = json.loads(content)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict) or not is_int(body.get("code")):
-            body = None
-        return _Answer(status, body, content, base)
+
+        def unknown(exc: requests.RequestException) -> Exception:
+            reason = f"{type(exc).__name__}: {exc}"
+            return UnknownOutcomeError(reason, provider=PROVIDER, base_url=base)
+
+        answer = self._post_once(base + PATH, data, headers, unknown)
+        if isinstance(answer, requests.RequestException):
+            raise answer  # sent nothing: the caller fails over
+        return _Answer(answer.status, answer.envelope, answer.raw, base)
 
     @staticmethod
     def _check(answer: _Answer, request_id: str) -> PublishResult:

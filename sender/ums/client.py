@@ -34,14 +34,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from requests.auth import AuthBase
 
 from ..errors import NotSentError, ProviderRefusedError, UnknownOutcomeError
-from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy, basic_auth_header, never_sent
-from ..values import excerpt, is_int
+from ..http import DEFAULT_TIMEOUT, ProviderClient, RetryPolicy, basic_auth_header
+from ..values import excerpt, is_http_url
 from .protocol import DEFAULT_API_BASE, RATE_LIMITED, RETRACT_PATH, TRACKING_PARAM, SendKind
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class UmsClient(ProviderClient):
             raise ValueError("channelkey must be non-empty and contain no ':'")
         if not mastersecret:
             raise ValueError("mastersecret must be non-empty")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_http_url(base_url):
             # Caught here: requests would raise it per call, where it would read as a
             # transport failure of unknown outcome.
             raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
@@ -296,36 +295,24 @@ class UmsClient(ProviderClient):
     ) -> tuple[int, dict[str, Any]] | requests.RequestException:
         """One POST; a provably unsent failure is returned (to retry), anything else raised."""
         headers = {"Content-Type": "application/json"} if data is not None else {}
-        try:
-            response = self._session.post(
-                url, data=data, headers=headers, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            if never_sent(exc):
-                return exc
-            log.warning("UMS %s: no answer after sending (%r)", url, exc)
-            raise UnknownOutcomeError(
-                provider=PROVIDER,
-                sendno=sendno,
-                send_id=send_id,
-                reason=f"{type(exc).__name__}: {exc}",
-            ) from exc
-        with response:
-            status, content = response.status_code, response.content
-        try:
-            answer = json.loads(content)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict) or not is_int(answer.get("code")):
+
+        def unknown(exc: requests.RequestException) -> Exception:
+            reason = f"{type(exc).__name__}: {exc}"
+            return UnknownOutcomeError(reason, provider=PROVIDER, sendno=sendno, send_id=send_id)
+
+        answer = self._post_once(url, data, headers, unknown)
+        if isinstance(answer, requests.RequestException):
+            return answer
+        if answer.envelope is None:
             raise ProviderRefusedError(
                 None,
-                f"UMS answered HTTP {status} without a JSON envelope: {excerpt(content)}",
-                status,
+                f"UMS answered HTTP {answer.status} without a JSON envelope: {excerpt(answer.raw)}",
+                answer.status,
                 provider=PROVIDER,
                 sendno=sendno,
                 send_id=send_id,
             )
-        return status, answer
+        return answer.status, answer.envelope
 
     @staticmethod
     def _check(

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit
 
-from ...values import is_int
+from ...values import is_http_url, is_int
 from ..protocol import (
     APP_PLATFORM_MISSING,
     BLACK_AND_WHITE_ID,
@@ -147,8 +146,7 @@ def _check_callback(message: Mapping[str, Any]) -> None:
     callback = as_object(message["callback"], "callback")
     if present(callback, "url"):
         url = as_string(callback["url"], "callback.url")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        if not is_http_url(url):
             fail("callback.url", "must be an http(s) URL")
     if present(callback, "params"):
         as_object(callback["params"], "callback.params")
