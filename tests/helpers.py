@@ -50,7 +50,7 @@ def record(
     sent_time: int | None = SENT_TIME,
     **fields: Any,
 ) -> dict[str, Any]:
-    """One callback record as UMS sends it (fields per providers.md 1.2)."""
+    """One callback record as UMS sends it (UMS's 消息回调设置 fields)."""
     rec: dict[str, Any] = {
         "type": type_,
         "channelkey": CHANNEL,

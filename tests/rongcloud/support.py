@@ -15,7 +15,7 @@ T0 = 1_700_000_000.0
 
 # The example of RongCloud's 发送单聊模板消息 page: one content with {c}{d}, a value
 # map and push text per recipient.
-SEED: dict[str, Any] = {
+DOC_EXAMPLE: dict[str, Any] = {
     "fromUserId": "system",
     "toUserId": ["21", "22", "23"],
     "objectName": "RC:TxtMsg",
@@ -29,9 +29,9 @@ SEED: dict[str, Any] = {
 }
 
 
-def seed(**changes: Any) -> dict[str, Any]:
-    """The seed message with some fields replaced (None removes one)."""
-    message = copy.deepcopy(SEED)
+def example(**changes: Any) -> dict[str, Any]:
+    """The documentation's example message with some fields replaced (None removes one)."""
+    message = copy.deepcopy(DOC_EXAMPLE)
     for key, value in changes.items():
         if value is None:
             message.pop(key, None)
@@ -43,7 +43,7 @@ def seed(**changes: Any) -> dict[str, Any]:
 def many(n: int) -> dict[str, Any]:
     """A message to n recipients u00000..., each with its own name."""
     users = [f"u{i:05d}" for i in range(n)]
-    return seed(
+    return example(
         toUserId=users,
         values=[{"{c}": f"name{i}", "{d}": f":{i}"} for i in range(n)],
         pushContent=["hello {c}"] * n,

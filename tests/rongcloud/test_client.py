@@ -13,7 +13,15 @@ from sender.errors import NotSentError, ProviderRefusedError, UnknownOutcomeErro
 from sender.http import RetryPolicy
 from sender.rongcloud import RateLimiter, limiter_for, signature
 from tests.fake_rongcloud import Reply, rongcloud_error
-from tests.rongcloud.support import APP_KEY, APP_SECRET, SEED, T0, client_for, closed_port, many
+from tests.rongcloud.support import (
+    APP_KEY,
+    APP_SECRET,
+    DOC_EXAMPLE,
+    T0,
+    client_for,
+    closed_port,
+    many,
+)
 
 # --- signing and the request ------------------------------------------------------
 
@@ -27,7 +35,7 @@ def test_signature_is_sha1_hex_of_secret_nonce_timestamp() -> None:
 def test_request_is_signed_json_to_publish_template(fake, clock) -> None:
     with client_for(fake.url, clock, nonce=lambda: "nonce0123456789") as client:
         clock.now = 1_700_000_000.75  # sent as whole seconds, as RongCloud's SDKs do
-        result = client.publish_template(SEED)
+        result = client.publish_template(DOC_EXAMPLE)
 
     [sent] = fake.requests
     assert (sent.method, sent.path) == ("POST", "/message/private/publish_template.json")
@@ -39,7 +47,7 @@ def test_request_is_signed_json_to_publish_template(fake, clock) -> None:
     assert sent.headers["X-Request-Id"] == result.request_id
     assert "Authorization" not in sent.headers
     assert sent.signed
-    assert sent.json == SEED  # the body, exactly: content stays a string with placeholders
+    assert sent.json == DOC_EXAMPLE  # the body, exactly: content stays a string with placeholders
     assert isinstance(sent.json["content"], str)
     assert result.code == 200 and result.base_url == fake.url
     assert [u["userId"] for u in result.message_uids] == ["21", "22", "23"]
@@ -48,7 +56,7 @@ def test_request_is_signed_json_to_publish_template(fake, clock) -> None:
 def test_every_attempt_has_its_own_nonce(fake, clock) -> None:
     fake.error(1008, "rate limited", 429)
     with client_for(fake.url, clock) as client:
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     nonces = [r.headers["Nonce"] for r in fake.requests]
     assert len(nonces) == 2 and len(set(nonces)) == 2
     assert all(len(n) <= 18 for n in nonces)  # the 2021 docs' limit
@@ -82,8 +90,8 @@ def test_the_wait_is_logged(fake, clock, caplog) -> None:
         client_for(fake.url, clock, limiter=limiter) as client,
         caplog.at_level("INFO", logger="sender.rongcloud"),
     ):
-        client.publish_template(SEED)
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
+        client.publish_template(DOC_EXAMPLE)
     assert clock.sleeps == [60.0]
     assert any("waiting 60.0 s to send to 3" in r.getMessage() for r in caplog.records)
 
@@ -133,15 +141,15 @@ def test_limiter_refuses_what_can_never_fit() -> None:
 def test_fails_over_to_the_backup_when_the_primary_refuses_connections(backup, clock) -> None:
     primary = f"http://127.0.0.1:{closed_port()}"
     with client_for(primary, clock, backup_base_url=backup.url) as client:
-        result = client.publish_template(SEED)
+        result = client.publish_template(DOC_EXAMPLE)
     assert result.base_url == backup.url
-    assert len(backup.requests) == 1 and backup.requests[0].json == SEED
+    assert len(backup.requests) == 1 and backup.requests[0].json == DOC_EXAMPLE
 
 
 def test_fails_over_to_the_backup_when_the_primary_answers_503(fake, backup, clock) -> None:
     fake.queue(rongcloud_error(1000, "internal error", 503))
     with client_for(fake.url, clock, backup_base_url=backup.url) as client:
-        result = client.publish_template(SEED)
+        result = client.publish_template(DOC_EXAMPLE)
     assert result.base_url == backup.url
     assert len(fake.requests) == 1 and len(backup.requests) == 1
     assert backup.requests[0].signed
@@ -154,7 +162,7 @@ def test_backup_is_tried_once_only(fake, backup, clock) -> None:
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
         pytest.raises(ProviderRefusedError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert (caught.value.code, caught.value.http_status) == (1000, 500)
     assert caught.value.base_url == backup.url
     assert len(fake.requests) == len(backup.requests) == 1
@@ -167,7 +175,7 @@ def test_no_failover_on_a_4xx_or_business_error(fake, backup, clock, code, statu
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
         pytest.raises(ProviderRefusedError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert (caught.value.code, caught.value.message) == (code, "refused")
     assert caught.value.http_status == status
     assert len(fake.requests) == 1 and backup.requests == []
@@ -180,7 +188,7 @@ def test_nothing_listening_anywhere_is_never_sent(clock) -> None:
         client_for(primary, clock, backup_base_url=other) as client,
         pytest.raises(NotSentError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert caught.value.tried == [primary, other]
 
 
@@ -190,7 +198,7 @@ def test_no_answer_after_sending_is_an_unknown_outcome_never_resent(fake, backup
         client_for(fake.url, clock, backup_base_url=backup.url) as client,
         pytest.raises(UnknownOutcomeError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert caught.value.base_url == fake.url
     assert len(fake.requests) == 1 and backup.requests == []  # it may have gone out
 
@@ -202,7 +210,7 @@ def test_rate_limited_1008_is_retried_with_backoff_then_succeeds(fake, clock) ->
     fake.error(1008, "too many requests", 429)
     fake.error(1008, "too many requests", 429)
     with client_for(fake.url, clock) as client:
-        result = client.publish_template(SEED)
+        result = client.publish_template(DOC_EXAMPLE)
     assert result.code == 200
     assert len(fake.requests) == 3
     assert clock.sleeps == [1.0, 2.0]
@@ -216,7 +224,7 @@ def test_1008_retries_are_bounded(fake, clock) -> None:
         client_for(fake.url, clock, retry=retry) as client,
         pytest.raises(ProviderRefusedError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert caught.value.code == 1008 and len(fake.requests) == 3
     assert clock.sleeps == [1.0, 2.0]
 
@@ -226,7 +234,7 @@ def test_a_wrong_secret_is_refused_with_1004(fake, clock) -> None:
         client_for(fake.url, clock, app_secret="not-the-secret") as client,
         pytest.raises(ProviderRefusedError) as caught,
     ):
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert (caught.value.code, caught.value.http_status) == (1004, 401)
     assert "signature" in caught.value.message
     assert not fake.requests[0].signed
@@ -235,5 +243,5 @@ def test_a_wrong_secret_is_refused_with_1004(fake, clock) -> None:
 def test_an_answer_without_an_envelope_is_an_error(fake, clock) -> None:
     fake.queue(Reply(status=200, body=b"<html>ok</html>", content_type="text/html"))
     with client_for(fake.url, clock) as client, pytest.raises(ProviderRefusedError) as caught:
-        client.publish_template(SEED)
+        client.publish_template(DOC_EXAMPLE)
     assert caught.value.code is None and "without a JSON envelope" in caught.value.message

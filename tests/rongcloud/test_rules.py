@@ -11,73 +11,75 @@ import pytest
 from sender.errors import InvalidMessageError
 from sender.rongcloud import BUILTIN_OBJECT_NAMES, split_template, validate_template
 from tests.helpers import walk
-from tests.rongcloud.support import SEED, client_for, many, seed
+from tests.rongcloud.support import DOC_EXAMPLE, client_for, example, many
 
 BIG_CONTENT = json.dumps({"content": "x" * (128 * 1024)})
 
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [
-    ("no recipients", seed(toUserId=[]), "toUserId", "non-empty"),
-    ("recipient not a string", seed(toUserId=["21", 22, "23"]), "toUserId[1]", "string"),
-    ("recipient twice", seed(toUserId=["21", "22", "21"]), "toUserId[2]", "already"),
-    ("values short", seed(values=SEED["values"][:2]), "values", "2 entries for 3"),
-    ("values not maps", seed(values=["Tom", "Jerry", "Rose"]), "values[0]", "object"),
+    ("no recipients", example(toUserId=[]), "toUserId", "non-empty"),
+    ("recipient not a string", example(toUserId=["21", 22, "23"]), "toUserId[1]", "string"),
+    ("recipient twice", example(toUserId=["21", "22", "21"]), "toUserId[2]", "already"),
+    ("values short", example(values=DOC_EXAMPLE["values"][:2]), "values", "2 entries for 3"),
+    ("values not maps", example(values=["Tom", "Jerry", "Rose"]), "values[0]", "object"),
     (
         "values key without braces",
-        seed(values=[{"c": "Tom", "d": ":2"}] * 3),
+        example(values=[{"c": "Tom", "d": ":2"}] * 3),
         "values[0]",
         "'{c}'",
     ),
     (
         "value not a string",
-        seed(values=[{"{c}": "Tom", "{d}": 2}] * 3),
+        example(values=[{"{c}": "Tom", "{d}": 2}] * 3),
         "values[0]['{d}']",
         "string",
     ),
-    ("pushContent short", seed(pushContent=["hello"]), "pushContent", "1 entries for 3"),
-    ("pushContent missing", seed(pushContent=None), "pushContent", "required"),
-    ("pushData short", seed(pushData=["a", "b"]), "pushData", "2 entries for 3"),
+    ("pushContent short", example(pushContent=["hello"]), "pushContent", "1 entries for 3"),
+    ("pushContent missing", example(pushContent=None), "pushContent", "required"),
+    ("pushData short", example(pushData=["a", "b"]), "pushData", "2 entries for 3"),
     (
         "placeholder without value in content",
-        seed(values=[{"{c}": "Tom", "{d}": ":2"}, {"{c}": "Jerry"}, {"{c}": "Rose", "{d}": ":10"}]),
+        example(
+            values=[{"{c}": "Tom", "{d}": ":2"}, {"{c}": "Jerry"}, {"{c}": "Rose", "{d}": ":10"}]
+        ),
         "values[1]",
         "{d} (used in content)",
     ),
     (
         "placeholder without value in pushContent",
-        seed(pushContent=["hello {c}", "hello {c}", "hi {nick}"]),
+        example(pushContent=["hello {c}", "hello {c}", "hi {nick}"]),
         "values[2]",
         "{nick} (used in pushContent[2])",
     ),
     (
         "placeholder without value in pushData",
-        seed(pushData=['{"order":"{order}"}'] * 3),
+        example(pushData=['{"order":"{order}"}'] * 3),
         "values[0]",
         "{order} (used in pushData[0])",
     ),
-    ("content over 128 KB", seed(content=BIG_CONTENT), "content", "at most 131072"),
+    ("content over 128 KB", example(content=BIG_CONTENT), "content", "at most 131072"),
     (
         "content rendered not JSON",
-        seed(values=[{"{c}": 'Tom "T"', "{d}": ""}] * 3),
+        example(values=[{"{c}": 'Tom "T"', "{d}": ""}] * 3),
         "content",
         "toUserId[0]",
     ),
     (
         "objectName over 32 characters",
-        seed(objectName="App:" + "X" * 29),
+        example(objectName="App:" + "X" * 29),
         "objectName",
         "at most 32",
     ),
     (
         "custom objectName starting RC:",
-        seed(objectName="RC:PointsMsg"),
+        example(objectName="RC:PointsMsg"),
         "objectName",
         "may not start with 'RC:'",
     ),
-    ("fromUserId missing", seed(fromUserId=None), "fromUserId", "required"),
-    ("fromUserId empty", seed(fromUserId=""), "fromUserId", "non-empty"),
-    ("unknown field", seed(toUserIds=["21"]), "toUserIds", "not a field"),
-    ("flag not 0 or 1", seed(isIncludeSender=2), "isIncludeSender", "0 or 1"),
-    ("bool flag not a bool", seed(disablePush=1), "disablePush", "true or false"),
+    ("fromUserId missing", example(fromUserId=None), "fromUserId", "required"),
+    ("fromUserId empty", example(fromUserId=""), "fromUserId", "non-empty"),
+    ("unknown field", example(toUserIds=["21"]), "toUserIds", "not a field"),
+    ("flag not 0 or 1", example(isIncludeSender=2), "isIncludeSender", "0 or 1"),
+    ("bool flag not a bool", example(disablePush=1), "disablePush", "true or false"),
 ]
 
 
@@ -99,13 +101,13 @@ def test_invalid_message_is_refused_naming_the_field_and_nothing_is_sent(
 
 def test_size_limits_carry_rongcloud_s_too_long_code() -> None:
     with pytest.raises(InvalidMessageError) as caught:
-        validate_template(seed(content=BIG_CONTENT))
+        validate_template(example(content=BIG_CONTENT))
     assert caught.value.code == 1005
 
 
 def test_other_rules_carry_rongcloud_s_parameter_error_code() -> None:
     with pytest.raises(InvalidMessageError) as caught:
-        validate_template(seed(toUserId=[]))
+        validate_template(example(toUserId=[]))
     assert caught.value.code == 1002
 
 
@@ -118,7 +120,7 @@ def test_more_than_1000_recipients_in_one_request_is_refused(fake, clock) -> Non
 
 @pytest.mark.parametrize("name", ["RC:TxtMsg", "RC:ImgTextMsg", "RC:CmdMsg", "App:PointsMsg"])
 def test_builtin_and_custom_object_names_are_accepted(name) -> None:
-    validate_template(seed(objectName=name))
+    validate_template(example(objectName=name))
 
 
 def test_builtin_list_holds_the_types_the_issue_names() -> None:
@@ -137,7 +139,7 @@ def test_builtin_list_holds_the_types_the_issue_names() -> None:
 
 
 def test_optional_fields_pass_through(fake, clock) -> None:
-    message = seed(
+    message = example(
         pushData=['{"points":"{d}"}'] * 3,
         pushExt=["", "", ""],
         isIncludeSender=1,
@@ -162,5 +164,5 @@ def test_split_cuts_every_per_recipient_array_along_with_the_recipients() -> Non
     assert [len(p["toUserId"]) for p in parts] == [1000, 1000, 1]
     for part in parts:
         assert len(part["values"]) == len(part["pushContent"]) == len(part["pushExt"])
-        assert part["content"] == SEED["content"] and part["fromUserId"] == "system"
+        assert part["content"] == DOC_EXAMPLE["content"] and part["fromUserId"] == "system"
     assert parts[2]["toUserId"] == ["u02000"] and parts[2]["pushExt"] == ["ext2000"]

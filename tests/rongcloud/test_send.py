@@ -18,7 +18,7 @@ from sender.errors import ProviderRefusedError
 from sender.rongcloud import preview_template
 from tests.cli import invoke
 from tests.helpers import api_get, walk
-from tests.rongcloud.support import APP_KEY, APP_SECRET, SEED, many, seed
+from tests.rongcloud.support import APP_KEY, APP_SECRET, DOC_EXAMPLE, example, many
 from tests.test_openapi import _closed
 
 # --- splitting ---------------------------------------------------------------------
@@ -35,7 +35,7 @@ def test_2500_recipients_go_in_three_requests(sender, fake, client) -> None:
         assert len(body["values"]) == len(body["pushContent"]) == len(body["toUserId"])
         for user, values in zip(body["toUserId"], body["values"], strict=True):
             assert values["{c}"] == f"name{int(user[1:])}"
-        assert body["content"] == SEED["content"] and body["fromUserId"] == "system"
+        assert body["content"] == DOC_EXAMPLE["content"] and body["fromUserId"] == "system"
     assert [p.status for p in outcome.parts] == ["submitted"] * 3
     assert len(outcome.messages) == 3
     listed = walk(client, "/api/messages", "messages", send_id=outcome.send_id)
@@ -47,7 +47,7 @@ def test_2500_recipients_go_in_three_requests(sender, fake, client) -> None:
 
 
 def test_a_send_is_recorded_and_read_like_any_message(sender, fake, client, engine) -> None:
-    outcome = sender.send(SEED)
+    outcome = sender.send(DOC_EXAMPLE)
 
     [msgid] = outcome.messages
     assert msgid == f"rc:{outcome.send_id}:0"
@@ -79,14 +79,14 @@ def test_a_send_is_recorded_and_read_like_any_message(sender, fake, client, engi
     ]
     with Session(engine) as session:
         row = session.scalars(select(Message).where(Message.msgid == msgid)).one()
-    assert row.request == SEED  # the request as sent ...
+    assert row.request == DOC_EXAMPLE  # the request as sent ...
     assert APP_SECRET not in json.dumps(row.request)  # ... and no secret in it
 
 
 def test_a_failed_send_is_recorded_as_submit_failed_with_the_error(sender, fake, client) -> None:
     fake.error(1002, "toUserId 22 does not exist", 400)
     with pytest.raises(SendFailedError) as caught:
-        sender.send(SEED)
+        sender.send(DOC_EXAMPLE)
 
     assert isinstance(caught.value.error, ProviderRefusedError)
     [part] = caught.value.outcome.parts
@@ -205,7 +205,7 @@ def cli_env(database_url, fake) -> dict[str, str]:
 
 def test_cli_sends_prints_the_result_and_records_it(cli_env, fake, client, tmp_path) -> None:
     path = tmp_path / "message.json"
-    path.write_text(json.dumps(SEED), "utf-8")
+    path.write_text(json.dumps(DOC_EXAMPLE), "utf-8")
     result = _cli(cli_env, str(path))
 
     assert result.exit_code == 0, result.stderr
@@ -220,10 +220,10 @@ def test_cli_sends_prints_the_result_and_records_it(cli_env, fake, client, tmp_p
 
 def test_cli_dry_run_prints_each_recipient_s_content_and_sends_nothing(fake, database_url) -> None:
     # No credentials needed: a dry run only checks and renders.
-    result = _cli({"DATABASE_URL": database_url}, "--dry-run", "-", stdin=json.dumps(SEED))
+    result = _cli({"DATABASE_URL": database_url}, "--dry-run", "-", stdin=json.dumps(DOC_EXAMPLE))
     assert result.exit_code == 0, result.stderr
     printed = json.loads(result.stdout)
-    assert printed == preview_template(SEED)
+    assert printed == preview_template(DOC_EXAMPLE)
     assert [
         (r["toUserId"], json.loads(r["content"])["content"], r["pushContent"])
         for r in printed["rendered"]
@@ -239,13 +239,21 @@ def test_cli_dry_run_prints_each_recipient_s_content_and_sends_nothing(fake, dat
 @pytest.mark.parametrize(
     ("args", "stdin", "reason"),
     [
-        (["-"], json.dumps(seed(objectName="RC:Points")), "umstrack: invalid message: objectName"),
+        (
+            ["-"],
+            json.dumps(example(objectName="RC:Points")),
+            "umstrack: invalid message: objectName",
+        ),
         (
             ["--dry-run", "-"],
-            json.dumps(seed(values=SEED["values"][:1])),
+            json.dumps(example(values=DOC_EXAMPLE["values"][:1])),
             "umstrack: invalid message: values",
         ),
-        (["--dry-run", "-"], json.dumps(seed(toUserId=[])), "umstrack: invalid message: toUserId"),
+        (
+            ["--dry-run", "-"],
+            json.dumps(example(toUserId=[])),
+            "umstrack: invalid message: toUserId",
+        ),
         (["-"], "{not json", "umstrack: cannot read -: "),
     ],
 )
@@ -257,7 +265,7 @@ def test_cli_refuses_invalid_input_with_exit_2(cli_env, fake, args, stdin, reaso
 
 
 def test_cli_without_credentials_exits_2(database_url, fake) -> None:
-    result = _cli({"DATABASE_URL": database_url}, "-", stdin=json.dumps(SEED))
+    result = _cli({"DATABASE_URL": database_url}, "-", stdin=json.dumps(DOC_EXAMPLE))
     assert result.exit_code == 2 and "RONGCLOUD_APP_KEY" in result.stderr
     assert result.stderr == (
         "umstrack: cannot send: set RONGCLOUD_APP_KEY and RONGCLOUD_APP_SECRET\n"
@@ -267,7 +275,7 @@ def test_cli_without_credentials_exits_2(database_url, fake) -> None:
 
 def test_cli_reports_a_rongcloud_error_with_exit_1(cli_env, fake) -> None:
     env = {**cli_env, "RONGCLOUD_APP_SECRET": "wrong-secret"}
-    result = _cli(env, "-", stdin=json.dumps(SEED))
+    result = _cli(env, "-", stdin=json.dumps(DOC_EXAMPLE))
     assert result.exit_code == 1
     assert "1004" in result.stderr and "signature error" in result.stderr
     assert "umstrack: send failed: RongCloud error 1004 (HTTP 401)" in result.stderr
