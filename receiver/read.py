@@ -100,10 +100,16 @@ def timeline(
         [event_of(row) for row in rows[:limit]],
         rows,
         limit,
-        lambda row: _encode("t", [row["occurred_at"].isoformat(),
-                                  row["received_at"].isoformat(), row["type"],
-                                  row["event_key"]]),
-    )  # fmt: skip
+        lambda row: _encode(
+            "t",
+            [
+                row["occurred_at"].isoformat(),
+                row["received_at"].isoformat(),
+                row["type"],
+                row["event_key"],
+            ],
+        ),
+    )
 
 
 def targets(

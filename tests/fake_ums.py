@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hmac
 import os
@@ -14,6 +13,7 @@ from typing import Any
 from tests.fake_server import FakeServer, Recorded, Reply, recorded
 
 __all__ = ["FakeUms", "Recorded", "Reply"]
+from tests.helpers import basic_auth
 
 
 class FakeUms(FakeServer[Recorded]):
@@ -61,7 +61,7 @@ class FakeUms(FakeServer[Recorded]):
             return False
         got = header.encode("latin-1")  # http.server decodes headers as latin-1
         for key, secret in self.channels.items():
-            expected = b"Basic " + base64.b64encode(f"{key}:{secret}".encode())
+            expected = basic_auth(key, secret)["Authorization"].encode()
             if hmac.compare_digest(got, expected):
                 return True
         return False

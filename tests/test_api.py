@@ -115,8 +115,11 @@ def test_events_of_one_second_and_one_batch_read_in_lifecycle_order(client):
     events = api_get(client, f"/api/messages/{MSGID}/timeline", limit=2).json
     rest = api_get(client, f"/api/messages/{MSGID}/timeline", cursor=events["next_cursor"]).json
     assert [e["status"] for e in events["events"] + rest["events"]] == [
-        "target_valid", "submitted", "delivered", "clicked"
-    ]  # fmt: skip
+        "target_valid",
+        "submitted",
+        "delivered",
+        "clicked",
+    ]
 
 
 def test_targets_filter_by_status_and_page(client):
@@ -155,9 +158,14 @@ def test_timeline_pages_see_every_event_once_while_events_keep_arriving(client):
         # Between pages: a new event after everything, one inside the range read
         # already, and a provider retry of an old one.
         late = SENT_TIME + 10_000 + pages
-        post(client, [record(7, userid=f"late{pages}", sent_time=late),
-                      record(8, userid=f"early{pages}", sent_time=SENT_TIME),
-                      first[pages]])  # fmt: skip
+        post(
+            client,
+            [
+                record(7, userid=f"late{pages}", sent_time=late),
+                record(8, userid=f"early{pages}", sent_time=SENT_TIME),
+                first[pages],
+            ],
+        )
         cursor = page["next_cursor"]
         if cursor is None:
             break
@@ -189,8 +197,14 @@ def six_messages(engine):
     with Session(engine) as session:
         _message_at(session, T0, msgid="m0", params={"order_id": 123, "shop": "a"})
         _message_at(session, T0 + timedelta(hours=1), msgid="m1", params={"order_id": "123"})
-        _message_at(session, T0 + timedelta(hours=2), msgid="m2", params={"order_id": "124"},
-                    status=5, sendno="batch-7")  # fmt: skip
+        _message_at(
+            session,
+            T0 + timedelta(hours=2),
+            msgid="m2",
+            params={"order_id": "124"},
+            status=5,
+            sendno="batch-7",
+        )
         _message_at(session, T0 + timedelta(hours=3), msgid="m3", status=6, sendno="batch-7")
         _message_at(session, T0 + timedelta(hours=4), msgid="m4", params={"shop": "a"}, status=5)
         _message_at(session, T0 + timedelta(hours=5), msgid="m5", status=1)
@@ -281,9 +295,14 @@ def test_unknown_message_is_404(client, path):
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/messages", f"/api/messages/{MSGID}", f"/api/messages/{MSGID}/timeline",
-             f"/api/messages/{MSGID}/targets"],
-)  # fmt: skip
+    "path",
+    [
+        "/api/messages",
+        f"/api/messages/{MSGID}",
+        f"/api/messages/{MSGID}/timeline",
+        f"/api/messages/{MSGID}/targets",
+    ],
+)
 @pytest.mark.parametrize(
     "authorization",
     [None, "Bearer wrong-token", f"Basic {API_TOKEN}", "Bearer", f"Bearer {API_TOKEN}x"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from sender.errors import InvalidMessageError, UnknownOutcomeError
 from sender.http import RetryPolicy
 from tests.cli import invoke
 from tests.fake_ums import FakeUms, Reply
-from tests.helpers import CHANNEL, SECRET, api_get, bearer, post, record, walk
+from tests.helpers import CHANNEL, SECRET, api_get, basic_auth, bearer, post, record, walk
 from tests.test_openapi import _check, _closed, _served
 from tests.ums_invalid import INVALID
 
@@ -68,13 +67,19 @@ def test_send_posts_the_message_with_callback_and_records_it(client, fake):
     [msgid] = answer["msgids"]
     assert answer["messages"] == [{"msgid": msgid, "url": f"http://localhost/api/messages/{msgid}"}]
     assert answer["parts"] == [
-        {"part": 0, "msgid": msgid, "sendno": "s-1", "recipients": 2, "code": 0,
-         "message": "success", "recorded_as": msgid},
-    ]  # fmt: skip
+        {
+            "part": 0,
+            "msgid": msgid,
+            "sendno": "s-1",
+            "recipients": 2,
+            "code": 0,
+            "message": "success",
+            "recorded_as": msgid,
+        },
+    ]
     [sent] = fake.requests
     assert sent.requestline == "POST /v1/sent HTTP/1.1"
-    credentials = base64.b64encode(f"{CHANNEL}:{SECRET}".encode()).decode()
-    assert sent.headers["Authorization"] == f"Basic {credentials}"
+    assert sent.headers["Authorization"] == basic_auth(CHANNEL, SECRET)["Authorization"]
     assert sent.headers["Content-Type"] == "application/json"
     assert sent.json == {
         "aud_userid": ["user1", "user2"],
@@ -210,10 +215,12 @@ def test_invalid_message_over_http_is_400_naming_the_field(client, fake, engine)
         (b"not json", "bad_request"),
         (b"[1, 2]", "invalid_message"),
         (b'{"broadcast": "yes", "msg_sms": []}', "invalid_message"),
-        (b'{"channelkey": "nope", "aud_userid": ["u"], "msg_sms": [{"content": "x"}]}',
-         "invalid_message"),
+        (
+            b'{"channelkey": "nope", "aud_userid": ["u"], "msg_sms": [{"content": "x"}]}',
+            "invalid_message",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_send_bodies_are_400(client, fake, body, error):
     response = client.post(
         "/api/messages", data=body, content_type="application/json", headers=bearer()

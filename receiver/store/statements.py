@@ -91,8 +91,18 @@ def _statements_for(dialect: str) -> _Statements:
 def _record_send_statement(insert: Any) -> Any:
     statement = insert(MESSAGE)
     new, old = statement.excluded, MESSAGE.c
-    sent_facts = ("provider", "channelkey", "sendno", "params", "request", "sent_at",
-                  "send_code", "send_message", "send_id", "part")  # fmt: skip
+    sent_facts = (
+        "provider",
+        "channelkey",
+        "sendno",
+        "params",
+        "request",
+        "sent_at",
+        "send_code",
+        "send_message",
+        "send_id",
+        "part",
+    )
     return statement.on_conflict_do_update(
         index_elements=[MESSAGE.c.msgid],
         set_={
@@ -101,7 +111,7 @@ def _record_send_statement(insert: Any) -> Any:
             "created_at": case(
                 (new.created_at < old.created_at, new.created_at), else_=old.created_at
             ),
-        },  # fmt: skip
+        },
     )
 
 

@@ -4,9 +4,9 @@ fake RongCloud."""
 from __future__ import annotations
 
 import copy
-import socket
 from typing import Any
 
+from receiver.local import free_port
 from sender.rongcloud import RateLimiter, RongCloudClient
 
 APP_KEY = "rc-app-key-8f2b1d"
@@ -85,7 +85,4 @@ def client_for(base: str, clock: FakeClock, **extra: Any) -> RongCloudClient:
 
 def closed_port() -> int:
     """A loopback port nothing listens on (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()

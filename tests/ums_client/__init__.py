@@ -4,7 +4,6 @@ The channel, messages and helpers they share; their fixtures are in conftest.py.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import re
@@ -13,14 +12,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from tests.helpers import basic_auth
+
 CHANNEL = "7d431e42dfa6a6d693ac2d04"
 SECRET = "5e987ac6d2e04d95a9d8f0d1"
 CALLBACK = "https://track.example.com/callbacks/ums"
 MSGID = "v:1t:1603707455p:27133n:2"
 MSGID_FORMAT = re.compile(r"v:1t:\d+p:\d+n:\d+")
 TIMEOUT = (0.3, 0.3)
-# Computed here, independently of the client.
-AUTHORIZATION = "Basic " + base64.b64encode(f"{CHANNEL}:{SECRET}".encode()).decode()
+# Computed by the tests' own helper, independently of the client.
+AUTHORIZATION = basic_auth(CHANNEL, SECRET)["Authorization"]
 
 MESSAGE: dict[str, Any] = {
     "aud_userid": ["user1", "user2"],
@@ -34,14 +35,6 @@ TEMPLATE: dict[str, Any] = {
     "template_para": {"user": "Ann"},
     "option": {"sendno": "tpl-1"},
 }
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

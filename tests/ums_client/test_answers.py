@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from receiver.local import free_port
 from sender.errors import (
     InvalidMessageError,
     NotSentError,
@@ -27,7 +28,6 @@ from tests.ums_client import (
     MSGID_FORMAT,
     SECRET,
     TIMEOUT,
-    free_port,
     full_backlog,
 )
 
