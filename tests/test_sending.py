@@ -19,7 +19,7 @@ from tests.cli import invoke
 from tests.fake_ums import FakeUms, Reply
 from tests.helpers import CHANNEL, SECRET, api_get, basic_auth, bearer, post, record, walk
 from tests.test_openapi import _check, _closed, _served
-from tests.ums_invalid import INVALID
+from tests.ums_cases import INVALID
 
 PUBLIC_URL = "https://umstrack.example.com"
 CALLBACK_URL = f"{PUBLIC_URL}/callbacks/ums"

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sender.errors import InvalidMessageError
@@ -17,8 +15,6 @@ from tests.ums_examples import (
     DOC_SMS_CMPP,
     DOC_WECHATWK_TEXT,
     DROP,
-    assert_accepted,
-    assert_refused,
     case,
     changed,
     custom,
@@ -125,16 +121,6 @@ INVALID = [
         "msg_email",
     ),
 ]
-
-
-@pytest.mark.parametrize(("kind", "message"), VALID)
-def test_valid_audiences_pass(kind: str, message: dict[str, Any]) -> None:
-    assert_accepted(kind, message)
-
-
-@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
-def test_invalid_audiences_fail(kind: str, message: Any, field: str, code: int) -> None:
-    assert_refused(kind, message, field, code)
 
 
 def test_max_ids_none_skips_only_the_per_request_id_limits() -> None:

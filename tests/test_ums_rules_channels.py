@@ -18,8 +18,6 @@ from tests.ums_examples import (
     DOC_WECHATOA_SUBSCRIPTION,
     DOC_WECHATOA_TEMPLATE,
     DROP,
-    assert_accepted,
-    assert_refused,
     case,
     changed,
     with_msg,
@@ -231,13 +229,3 @@ INVALID = [
         "msg_dingtalk_cc[0].msg.msgtype",
     ),
 ]
-
-
-@pytest.mark.parametrize(("kind", "message"), VALID)
-def test_valid_channel_contents_pass(kind: str, message: dict[str, Any]) -> None:
-    assert_accepted(kind, message)
-
-
-@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
-def test_invalid_channel_contents_fail(kind: str, message: Any, field: str, code: int) -> None:
-    assert_refused(kind, message, field, code)

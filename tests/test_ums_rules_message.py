@@ -3,8 +3,6 @@ and the order of checks (sender/ums/rules/message.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sender.errors import InvalidMessageError
@@ -14,8 +12,6 @@ from tests.ums_examples import (
     BASE,
     DOC_REQUEST,
     DROP,
-    assert_accepted,
-    assert_refused,
     case,
     changed,
 )
@@ -64,16 +60,6 @@ INVALID = [
         "callback-params-not-object", changed(BASE, callback={"params": ["a"]}), "callback.params"
     ),
 ]
-
-
-@pytest.mark.parametrize(("kind", "message"), VALID)
-def test_valid_messages_pass(kind: str, message: dict[str, Any]) -> None:
-    assert_accepted(kind, message)
-
-
-@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
-def test_invalid_messages_fail(kind: str, message: Any, field: str, code: int) -> None:
-    assert_refused(kind, message, field, code)
 
 
 def test_error_is_a_value_error_with_field_reason_and_code() -> None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.ums_examples import (
@@ -12,8 +10,6 @@ from tests.ums_examples import (
     DOC_SMS_JSMS,
     DROP,
     TEMPLATE_BASE,
-    assert_accepted,
-    assert_refused,
     case,
     changed,
     custom,
@@ -128,13 +124,3 @@ INVALID = [
         kind="template_sent",
     ),
 ]
-
-
-@pytest.mark.parametrize(("kind", "message"), VALID)
-def test_valid_template_sends_pass(kind: str, message: dict[str, Any]) -> None:
-    assert_accepted(kind, message)
-
-
-@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
-def test_invalid_template_sends_fail(kind: str, message: Any, field: str, code: int) -> None:
-    assert_refused(kind, message, field, code)

@@ -14,8 +14,6 @@ from tests.ums_examples import (
     DOC_WECHATWK_NEWS,
     DOC_WECHATWK_TEXT,
     DROP,
-    assert_accepted,
-    assert_refused,
     case,
     changed,
     with_msg,
@@ -137,13 +135,3 @@ INVALID = [
         "msg_wechatwk[0].miniprogram_notice.content_item",
     ),
 ]
-
-
-@pytest.mark.parametrize(("kind", "message"), VALID)
-def test_valid_wechatwk_contents_pass(kind: str, message: dict[str, Any]) -> None:
-    assert_accepted(kind, message)
-
-
-@pytest.mark.parametrize(("kind", "message", "field", "code"), INVALID)
-def test_invalid_wechatwk_contents_fail(kind: str, message: Any, field: str, code: int) -> None:
-    assert_refused(kind, message, field, code)

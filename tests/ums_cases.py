@@ -1,5 +1,6 @@
-"""Every failing case of the UMS rule tests in one list, for the tests that run them
-through another path too (the sender's, in test_sending)."""
+"""Every case of the UMS rule tests, gathered from the themed files (which hold the
+cases and the special tests): run by test_ums_rules.py, and the failing ones through
+the sender too (test_sending)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from tests import (
     test_ums_rules_wechatwk,
 )
 
+# pytest.param(kind, message, id=...) each.
+VALID: list[Any] = [
+    *test_ums_rules_message.VALID,
+    *test_ums_rules_audience.VALID,
+    *test_ums_rules_channels.VALID,
+    *test_ums_rules_wechatwk.VALID,
+    *test_ums_rules_template.VALID,
+]
 # pytest.param(kind, message, field, code, id=...) each.
 INVALID: list[Any] = [
     *test_ums_rules_message.INVALID,
