@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,28 @@ from .schemas.records import BatchResult, record_problems
 from .store import digest, store_events, store_quarantine
 
 
+@dataclass(frozen=True)
+class CheckedBatch:
+    """A batch after its records were checked: the usable ones (also as one JSON text,
+    for PostgreSQL) and the rejects with their reasons, in the order they came."""
+
+    received: int
+    good: list[dict[str, Any]]
+    good_json: str
+    rejects: list[tuple[int, str, Any]]
+
+
+def check_batch(records: Sequence[Any], *, channelkey: str) -> CheckedBatch:
+    """Check a batch of callback records for the authenticated ``channelkey``. Pure
+    computation, no database: done before a writer waits for its turn."""
+    problems = record_problems(records, channelkey=channelkey)
+    good = [(i, record) for i, record in enumerate(records) if i not in problems]
+    rejects = [(i, reason, records[i]) for i, reason in problems.items()]
+    good_json = _storable_json(good, rejects)
+    rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
+    return CheckedBatch(len(records), [record for _, record in good], good_json, rejects)
+
+
 def record_batch(
     *,
     session: Session,
@@ -25,37 +48,41 @@ def record_batch(
     records: Sequence[Any],
     received_at: datetime | None = None,
 ) -> BatchResult:
-    """Store a batch of callback records for the authenticated ``channelkey``.
+    """Check and store a batch of callback records for the authenticated ``channelkey``
+    (:func:`check_batch`, then :func:`store_batch`)."""
+    batch = check_batch(records, channelkey=channelkey)
+    return store_batch(session=session, channelkey=channelkey, batch=batch, received_at=received_at)
 
-    Good records become events (a repeat of a stored record, in this batch or an
-    earlier one, is a duplicate and changes nothing); each target's status moves
-    only forward; records that cannot be used are quarantined with the reason.
-    """
+
+def store_batch(
+    *,
+    session: Session,
+    channelkey: str,
+    batch: CheckedBatch,
+    received_at: datetime | None = None,
+) -> BatchResult:
+    """Store a checked batch: good records become events (a repeat of a stored record,
+    in this batch or an earlier one, is a duplicate and changes nothing); each target's
+    status moves only forward; the rejects are quarantined with their reasons."""
     received_at = received_at or datetime.now(UTC)
-    problems = record_problems(records, channelkey=channelkey)
-    good = [(i, record) for i, record in enumerate(records) if i not in problems]
-    rejects = [(i, reason, records[i]) for i, reason in problems.items()]
-    records_json = _storable_json(good, rejects)
-
     stored = store_events(
         session,
-        records=[record for _, record in good],
-        records_json=records_json,
+        records=batch.good,
+        records_json=batch.good_json,
         channelkey=channelkey,
         received_at=received_at,
     )
-    rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
     quarantine(
         session=session,
         channelkey=channelkey,
-        items=[(f"record {i}: {reason}", json.dumps(rec)) for i, reason, rec in rejects],
+        items=[(f"record {i}: {reason}", json.dumps(rec)) for i, reason, rec in batch.rejects],
         received_at=received_at,
     )
     return BatchResult(
-        received=len(records),
+        received=batch.received,
         stored=stored,
-        duplicates=len(good) - stored,
-        quarantined=len(rejects),
+        duplicates=len(batch.good) - stored,
+        quarantined=len(batch.rejects),
     )
 
 

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from ..auth import AuthError, ChannelAuth
 from ..db import write_session
 from ..errors import ApiError
-from ..intake import quarantine, record_batch
+from ..intake import check_batch, quarantine, store_batch
 from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
 from ..schemas.records import BatchResult, CallbackRecord
 
@@ -108,8 +108,10 @@ def receive() -> Response:
     if not isinstance(payload, list):
         _reject_body(channelkey, body, "body is neither a JSON array nor an object")
 
+    # Checked before the transaction: a writer's turn is not spent on computation.
+    batch = check_batch(payload, channelkey=channelkey)
     session = write_session()
-    result = record_batch(session=session, channelkey=channelkey, records=payload)
+    result = store_batch(session=session, channelkey=channelkey, batch=batch)
     session.commit()
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
