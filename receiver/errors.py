@@ -45,8 +45,29 @@ def error_response(
     return response
 
 
-def _is_unavailable(exc: DBAPIError) -> bool:
-    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+# SQLSTATEs that say the server cannot be reached or is restarting: class 08
+# (connection exception), admin/crash shutdown and "cannot connect now" (57P01-57P03),
+# too many connections (53300). Anything else (data, limits, programming) is not an
+# outage, and a retry of the same request would fail the same way.
+_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot be reached (or is
+    restarting), so that the same request may succeed later: the only 503."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:  # PostgreSQL said why
+        return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_STATES
+    # No answer from a server (refused, lost, timed out), or SQLite's file busy or
+    # unreadable: psycopg and sqlite3 raise OperationalError or InterfaceError.
+    return isinstance(exc, OperationalError | InterfaceError) and not _is_limit(exc)
+
+
+def _is_limit(exc: DBAPIError) -> bool:
+    # SQLite reports some limits as OperationalError ("too many SQL variables").
+    return "too many" in str(exc.orig) or "too big" in str(exc.orig)
 
 
 def register(app: Flask) -> None:
@@ -65,7 +86,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if not _is_unavailable(exc):
+        if not database_unreachable(exc):
             raise exc
         log.warning("database unavailable: %s", exc.orig)
         return error_response(
