@@ -45,11 +45,22 @@ def error_response(
     return response
 
 
-# SQLSTATEs that say the server cannot be reached or is restarting: class 08
-# (connection exception), admin/crash shutdown and "cannot connect now" (57P01-57P03),
-# too many connections (53300). Anything else (data, limits, programming) is not an
-# outage, and a retry of the same request would fail the same way.
-_UNAVAILABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# SQLSTATE classes of a database that cannot serve now but may in a moment, so that
+# UMS's retry of the same batch can succeed: 08 connection exception, 40 transaction
+# rollback (serialization failure, deadlock), 53 insufficient resources (too many
+# connections, disk full, out of memory), 57 operator intervention (admin or crash
+# shutdown, cannot connect now, query canceled), 58 system error (I/O). Data (22),
+# integrity (23), program limits (54) and programming errors (42) would fail again.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# SQLite's counterparts: another writer holds the file, or it cannot be read or written.
+_SQLITE_TRANSIENT = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_PROTOCOL",
+)
 
 
 def database_unreachable(exc: DBAPIError) -> bool:
@@ -59,15 +70,12 @@ def database_unreachable(exc: DBAPIError) -> bool:
         return True
     sqlstate = getattr(exc.orig, "sqlstate", None)
     if sqlstate:  # PostgreSQL said why
-        return sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_STATES
-    # No answer from a server (refused, lost, timed out), or SQLite's file busy or
-    # unreadable: psycopg and sqlite3 raise OperationalError or InterfaceError.
-    return isinstance(exc, OperationalError | InterfaceError) and not _is_limit(exc)
-
-
-def _is_limit(exc: DBAPIError) -> bool:
-    # SQLite reports some limits as OperationalError ("too many SQL variables").
-    return "too many" in str(exc.orig) or "too big" in str(exc.orig)
+        return sqlstate[:2] in _TRANSIENT_CLASSES
+    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_error:  # SQLite said why: the file busy, locked or unreadable
+        return bool(sqlite_error.startswith(_SQLITE_TRANSIENT))
+    # No answer from a server at all (refused, lost, timed out).
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def register(app: Flask) -> None:
