@@ -9,11 +9,25 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from receiver import create_app
 from receiver.errors import database_unreachable
 from receiver.local import free_port, running_server
-from tests.helpers import CHANNEL, CHANNELS_ENV, basic_auth, events, post, quarantined, record
+from receiver.schemas.bounds import MAX_SENT_TIME
+from tests.helpers import (
+    API_TOKEN,
+    CHANNEL,
+    CHANNELS_ENV,
+    MSGID,
+    api_get,
+    basic_auth,
+    events,
+    post,
+    quarantined,
+    record,
+)
 
 FORBIDDEN = "refused-by-the-database"
 
@@ -111,3 +125,34 @@ def test_the_bounds_keep_postgresql_from_refusing_long_keys(client, engine, back
     response = post(client, batch)
     assert response.json["stored"] == 2 and response.json["quarantined"] == 1
     assert quarantined(engine)[0].reason == "record 1: userid is over 256 characters"
+
+
+def test_times_read_back_in_any_server_time_zone(database_url, backend):
+    """A record at the bound is stored and read back on a server whose zone is ahead
+    of UTC (the year 10000 would begin there first); one past the bound is kept out."""
+    if backend != "postgresql":
+        pytest.skip("a server time zone is PostgreSQL's")
+    url = make_url(database_url)
+    options = url.query.get("options", "")
+    shanghai = url.update_query_dict({"options": f"{options} -cTimeZone=Asia/Shanghai".strip()})
+    app = create_app(
+        {
+            **CHANNELS_ENV,
+            "DATABASE_URL": shanghai.render_as_string(hide_password=False),
+            "API_TOKENS": API_TOKEN,
+        }
+    )
+    try:
+        client = app.test_client()
+        at_bound = record(4, userid="last", sent_time=MAX_SENT_TIME)
+        past = record(4, userid="past", sent_time=253_402_300_799_999)  # 9999-12-31T23:59:59.999
+        answer = post(client, [at_bound, past]).json
+        assert (answer["stored"], answer["quarantined"]) == (1, 1)
+        for path in ("", "/timeline", "/targets"):
+            assert api_get(client, f"/api/messages/{MSGID}{path}").status_code == 200
+        listed = api_get(client, "/api/messages").json["messages"]
+        assert [m["msgid"] for m in listed] == [MSGID]
+        [event] = api_get(client, f"/api/messages/{MSGID}/timeline").json["events"]
+        assert event["occurred_at"] == "9999-12-30T00:00:00+00:00"
+    finally:
+        app.extensions["umstrack.engine"].dispose()
