@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from .errors import database_unreachable
 from .schemas.bounds import MAX_DEPTH
-from .schemas.records import BatchResult, record_problems
+from .schemas.records import BatchResult, UnreadableRecord, record_problems
 from .store import claim_messages, digest, store_events, store_quarantine
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,8 @@ def _refusal(exc: DBAPIError) -> str:
 def _kept_text(record: Any) -> str:
     """A rejected record as JSON text; one nested too deep to encode is kept with its
     deep parts cut, which the reason already says."""
+    if isinstance(record, UnreadableRecord):
+        return str(record)  # the text that arrived
     # ASCII escapes: a lone surrogate or a NUL is kept as the \uXXXX escape that arrived.
     try:
         return json.dumps(record)
@@ -220,7 +222,7 @@ def _storable_json(
     # Some record is suspect: look at each one's values.
     kept = []
     for index, record in good:
-        problem = _unstorable(record)
+        problem = _unstorable_field(record)
         if problem:
             rejects.append((index, problem, record))
         else:
@@ -229,19 +231,34 @@ def _storable_json(
     return json.dumps([record for _, record in good], ensure_ascii=False)
 
 
-def _unstorable(value: Any) -> str | None:
+def _unstorable_field(record: dict[str, Any]) -> str | None:
+    """The first value of a record the database cannot hold, by its path, with why.
+    (Records are at most 16 levels deep by now: the recursion is bounded.)"""
+    return _unstorable(record, "")
+
+
+def _unstorable(value: Any, path: str) -> str | None:
     if isinstance(value, str):
-        if "\x00" in value:
-            return "contains a NUL character, which the database cannot store"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "contains a lone UTF-16 surrogate, not valid Unicode"
-        return None
+        return f"{path} {problem}" if (problem := _unstorable_text(value)) else None
     if isinstance(value, float) and not math.isfinite(value):
-        return "contains a number too large to store"
-    if isinstance(value, dict):
-        return next(filter(None, map(_unstorable, (*value.keys(), *value.values()))), None)
-    if isinstance(value, list):
-        return next(filter(None, map(_unstorable, value)), None)
+        return f"{path} contains a number too large to store"
+    if not isinstance(value, dict | list):
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        if isinstance(key, str) and (problem := _unstorable_text(key)):
+            return f"a field name in {path or 'the record'} {problem}"
+        inner = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
+        if found := _unstorable(child, inner.removeprefix(".")):
+            return found
+    return None
+
+
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains a NUL character, which the database cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone UTF-16 surrogate, not valid Unicode"
     return None

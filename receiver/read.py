@@ -364,9 +364,14 @@ def _datetime(value: Any) -> datetime:
 
 
 def _string(value: Any) -> str:
-    # No stored text holds NUL (PostgreSQL's text cannot): no cursor of ours does.
+    # No stored text holds NUL (PostgreSQL's text cannot) or a lone surrogate (not
+    # Unicode): no cursor of ours does.
     if not isinstance(value, str) or "\x00" in value:
         raise CursorError("a damaged cursor")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CursorError("a damaged cursor") from None
     return value
 
 

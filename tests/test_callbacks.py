@@ -258,7 +258,7 @@ BAD_RECORDS = [
     ("not a JSON object but an array", [1, 2]),
     ("not a JSON object but a string", "x"),
     (
-        "contains a NUL character, which the database cannot store",
+        "userid contains a NUL character, which the database cannot store",
         {"type": 4, "msgid": MSGID, "userid": "a\u0000b"},
     ),
 ]
@@ -304,7 +304,7 @@ def test_number_too_large_for_json_is_quarantined_not_a_server_error(client, eng
     response = post(client, body)
     assert response.status_code == 200
     assert response.json == {"received": 2, "stored": 1, "duplicates": 0, "quarantined": 1}
-    assert quarantined(engine)[0].reason == "record 1: contains a number too large to store"
+    assert quarantined(engine)[0].reason == "record 1: x contains a number too large to store"
 
 
 @pytest.mark.parametrize(

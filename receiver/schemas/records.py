@@ -176,7 +176,22 @@ def record_problems(records: Sequence[Any], *, channelkey: str) -> dict[int, str
     return {index: reason for index, (_, reason) in problems.items()}
 
 
+class UnreadableRecord(str):
+    """The text of a record nested too deeply for the parser to read, kept as it is,
+    and the field that nests so deep (empty when unknown)."""
+
+    field: str
+
+    def __new__(cls, text: str, field: str = "") -> UnreadableRecord:
+        record = super().__new__(cls, text)
+        record.field = field
+        return record
+
+
 def _reason(error: ErrorDetails, record: Any) -> tuple[str, str]:
+    if isinstance(record, UnreadableRecord):
+        name = f"{record.field} is" if record.field else "is"
+        return "", f"{name} nested too deeply to read (more than {MAX_DEPTH} levels)"
     if not isinstance(record, dict):
         return "", f"not a JSON object but {_KINDS.get(type(record), 'a number')}"
     # loc: (index, field, ...); a union adds the name of the branch that failed.

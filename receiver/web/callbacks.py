@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -16,6 +15,7 @@ from ..intake import check_batch, quarantine, store_batch
 from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
 from ..schemas.bounds import MAX_RECORDS
 from ..schemas.records import BatchResult, CallbackRecord
+from .body import read_body
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def receive() -> Response:
     channelkey = _authenticated_channel()
     body = _read_body()
     try:
-        payload = _loads(body)
+        payload = read_body(body)
     except ValueError as exc:
         _reject_body(channelkey, body, f"body is not JSON: {exc}")
     if isinstance(payload, dict):
@@ -144,17 +144,6 @@ def _reject_body(channelkey: str, body: bytes, reason: str) -> NoReturn:
     quarantine(session=session, channelkey=channelkey, items=[(reason, _as_text(body))])
     session.commit()
     raise ApiError(400, "bad_request", f"{reason}; the body was kept in quarantine.")
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return json.loads(body, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _as_text(body: bytes) -> str:
