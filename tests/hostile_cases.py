@@ -9,6 +9,7 @@ into the same text, so every case is the text of one record.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -67,8 +68,21 @@ def nested_arrays(levels: int) -> str:
     return "[" * levels + "1" + "]" * levels
 
 
+def incompressible(size: int) -> str:
+    """Text that does not compress: PostgreSQL compresses long index entries, so a
+    repetitive long key would slip under its limit on an index row (about 2.7 kB)."""
+    digests = (hashlib.sha256(str(n).encode()).hexdigest() for n in range(size // 64 + 1))
+    return "".join(digests)[:size]
+
+
+def incompressible_wide(size: int) -> str:
+    """``size`` characters of four UTF-8 bytes each (CJK Extension B), in no pattern."""
+    hexes = incompressible(4 * size)
+    return "".join(chr(0x20000 + int(hexes[i : i + 4], 16) % 0xA000) for i in range(0, 4 * size, 4))
+
+
 LONG_257 = "x" * 257
-LONG_3000 = "y" * 3000
+LONG_3000 = incompressible(3000)
 
 HOSTILE_RECORDS: list[HostileRecord] = [
     # msgid
@@ -225,6 +239,14 @@ ODD_RECORDS: list[OddRecord] = [
     OddRecord("userid-256", {"userid": "u" * 256}),
     OddRecord("userid-256-emoji", {"userid": "😀" * 256}),
     OddRecord("msgid-256", {"msgid": "m" * 256}),
+    OddRecord(
+        "keys-256-wide-incompressible",
+        {
+            "msgid": incompressible_wide(256),
+            "userid": incompressible_wide(256)[::-1],
+            "sender_id": incompressible(256),
+        },
+    ),
     OddRecord("msgid-chinese", {"msgid": "消息:1"}),
     OddRecord("sender_id-256", {"sender_id": "s" * 256}),
     OddRecord("sender_id-email-idn", {"sender_id": "用户@例子.广告"}),
