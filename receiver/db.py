@@ -41,15 +41,18 @@ def make_engine(settings: Settings) -> Engine:
     # checkout, so the app recovers by itself when the database comes back.
     engine = create_engine(url, pool_pre_ping=True, pool_size=5, connect_args=connect_args)
     if engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _without_jit)
+        event.listen(engine, "connect", _session_settings)
     return engine
 
 
-def _without_jit(dbapi_connection: Any, _record: Any) -> None:
-    # PostgreSQL's JIT compiles the plan of a summary over a big broadcast's targets
-    # for longer than the query then runs (measured: 125 ms of a 390 ms summary).
+def _session_settings(dbapi_connection: Any, _record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
+        # PostgreSQL's JIT compiles the plan of a summary over a big broadcast's targets
+        # for longer than the query then runs (measured: 125 ms of a 390 ms summary).
         cursor.execute("SET jit = off")
+        # Times come back in UTC whatever the server's zone: a time late on 9999-12-31
+        # UTC is already in the year 10000 in Asia/Shanghai, which Python cannot hold.
+        cursor.execute("SET TimeZone = 'UTC'")
     dbapi_connection.commit()
 
 

@@ -45,8 +45,37 @@ def error_response(
     return response
 
 
-def _is_unavailable(exc: DBAPIError) -> bool:
-    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+# SQLSTATE classes of a database that cannot serve now but may in a moment, so that
+# UMS's retry of the same batch can succeed: 08 connection exception, 40 transaction
+# rollback (serialization failure, deadlock), 53 insufficient resources (too many
+# connections, disk full, out of memory), 57 operator intervention (admin or crash
+# shutdown, cannot connect now, query canceled), 58 system error (I/O). Data (22),
+# integrity (23), program limits (54) and programming errors (42) would fail again.
+_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# SQLite's counterparts: another writer holds the file, or it cannot be read or written.
+_SQLITE_TRANSIENT = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_CANTOPEN",
+    "SQLITE_FULL",
+    "SQLITE_PROTOCOL",
+)
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """Whether a database error means the database cannot be reached (or is
+    restarting), so that the same request may succeed later: the only 503."""
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate:  # PostgreSQL said why
+        return sqlstate[:2] in _TRANSIENT_CLASSES
+    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_error:  # SQLite said why: the file busy, locked or unreadable
+        return bool(sqlite_error.startswith(_SQLITE_TRANSIENT))
+    # No answer from a server at all (refused, lost, timed out).
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def register(app: Flask) -> None:
@@ -65,7 +94,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if not _is_unavailable(exc):
+        if not database_unreachable(exc):
             raise exc
         log.warning("database unavailable: %s", exc.orig)
         return error_response(

@@ -7,25 +7,32 @@ per-record round trips. The caller commits.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from .errors import database_unreachable
+from .schemas.bounds import MAX_DEPTH
 from .schemas.records import BatchResult, record_problems
-from .store import digest, store_events, store_quarantine
+from .store import claim_messages, digest, store_events, store_quarantine
+
+log = logging.getLogger(__name__)
+_FOREIGN = "msgid belongs to another channel"
 
 
 @dataclass(frozen=True)
 class CheckedBatch:
-    """A batch after its records were checked: the usable ones (also as one JSON text,
-    for PostgreSQL) and the rejects with their reasons, in the order they came."""
+    """A batch after its records were checked: the usable ones by index (also as one
+    JSON text, for PostgreSQL) and the rejects with their reasons."""
 
     received: int
-    good: list[dict[str, Any]]
+    good: list[tuple[int, dict[str, Any]]]
     good_json: str
     rejects: list[tuple[int, str, Any]]
 
@@ -37,8 +44,7 @@ def check_batch(records: Sequence[Any], *, channelkey: str) -> CheckedBatch:
     good = [(i, record) for i, record in enumerate(records) if i not in problems]
     rejects = [(i, reason, records[i]) for i, reason in problems.items()]
     good_json = _storable_json(good, rejects)
-    rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
-    return CheckedBatch(len(records), [record for _, record in good], good_json, rejects)
+    return CheckedBatch(len(records), good, good_json, rejects)
 
 
 def record_batch(
@@ -63,27 +69,114 @@ def store_batch(
 ) -> BatchResult:
     """Store a checked batch: good records become events (a repeat of a stored record,
     in this batch or an earlier one, is a duplicate and changes nothing); each target's
-    status moves only forward; the rejects are quarantined with their reasons."""
+    status moves only forward; records for another channel's message, records the
+    database refuses, and the rejects are quarantined with their reasons.
+
+    Only an unreachable database fails the batch (the caller answers 503); anything
+    else that goes wrong with one record costs that record alone.
+    """
     received_at = received_at or datetime.now(UTC)
-    stored = store_events(
-        session,
-        records=batch.good,
-        records_json=batch.good_json,
-        channelkey=channelkey,
-        received_at=received_at,
-    )
+    rejects = list(batch.rejects)
+    try:
+        stored = _store(session, batch.good, batch.good_json, channelkey, received_at, rejects)
+    except DBAPIError as exc:
+        if database_unreachable(exc):
+            raise
+        # Some record the checks let through is one the database refuses: find it.
+        log.warning(
+            "channel %s: batch refused (%s); storing it record by record", channelkey, _refusal(exc)
+        )
+        session.rollback()
+        rejects = list(batch.rejects)
+        stored = _store_one_by_one(session, batch.good, channelkey, received_at, rejects)
+    rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
     quarantine(
         session=session,
         channelkey=channelkey,
-        items=[(f"record {i}: {reason}", json.dumps(rec)) for i, reason, rec in batch.rejects],
+        items=[(f"record {i}: {reason}", _kept_text(rec)) for i, reason, rec in rejects],
         received_at=received_at,
     )
     return BatchResult(
         received=batch.received,
         stored=stored,
-        duplicates=len(batch.good) - stored,
-        quarantined=len(batch.rejects),
+        duplicates=batch.received - len(rejects) - stored,
+        quarantined=len(rejects),
     )
+
+
+def _store(
+    session: Session,
+    good: list[tuple[int, dict[str, Any]]],
+    good_json: str,
+    channelkey: str,
+    received_at: datetime,
+    rejects: list[tuple[int, str, Any]],
+) -> int:
+    """Claim the messages, move records of another channel's message to ``rejects``,
+    store the rest; returns how many events were new."""
+    records = [record for _, record in good]
+    owners = claim_messages(session, records, channelkey=channelkey, now=received_at)
+    foreign = {msgid for msgid, owner in owners.items() if owner not in (None, channelkey)}
+    if foreign:
+        rejects += [(i, _FOREIGN, r) for i, r in good if r["msgid"] in foreign]
+        records = [record for record in records if record["msgid"] not in foreign]
+        good_json = json.dumps(records, ensure_ascii=False)
+    return store_events(
+        session,
+        records=records,
+        records_json=good_json,
+        channelkey=channelkey,
+        received_at=received_at,
+    )
+
+
+def _store_one_by_one(
+    session: Session,
+    good: list[tuple[int, dict[str, Any]]],
+    channelkey: str,
+    received_at: datetime,
+    rejects: list[tuple[int, str, Any]],
+) -> int:
+    stored = 0
+    for index, record in good:
+        try:
+            with session.begin_nested():
+                text = json.dumps([record], ensure_ascii=False)
+                stored += _store(session, [(index, record)], text, channelkey, received_at, rejects)
+        except DBAPIError as exc:
+            if database_unreachable(exc):
+                raise
+            rejects.append((index, f"the database refused it ({_refusal(exc)})", record))
+    return stored
+
+
+def _refusal(exc: DBAPIError) -> str:
+    """What the database said, by class and SQLSTATE only: its message may quote the
+    values (phone numbers, user ids), which belong in no log."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return f"{type(exc.orig).__name__}" + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+
+
+def _kept_text(record: Any) -> str:
+    """A rejected record as JSON text; one nested too deep to encode is kept with its
+    deep parts cut, which the reason already says."""
+    # ASCII escapes: a lone surrogate or a NUL is kept as the \uXXXX escape that arrived.
+    try:
+        return json.dumps(record)
+    except (RecursionError, ValueError):
+        return json.dumps(_cut(record, MAX_DEPTH + 1), default=str)
+
+
+def _cut(value: Any, depth: int) -> Any:
+    """``value`` with what nests deeper than ``depth`` replaced by a marker (bounded
+    recursion: ``depth`` levels at most)."""
+    if not isinstance(value, dict | list):
+        return value
+    if depth <= 0:
+        return "(nested too deeply to keep)"
+    if isinstance(value, dict):
+        return {str(k): _cut(v, depth - 1) for k, v in value.items()}
+    return [_cut(v, depth - 1) for v in value]
 
 
 def quarantine(

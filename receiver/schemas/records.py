@@ -26,7 +26,18 @@ from sqlmodel import SQLModel
 
 from sender.ums.protocol import STATUS_BY_TYPE
 
-MAX_SENT_TIME = 253_402_300_799_999  # 9999-12-31 in milliseconds
+from .bounds import (
+    MAX_DEPTH,
+    MAX_ERROR_MESSAGE_CHARS,
+    MAX_KEY_CHARS,
+    MAX_PARAMS_BYTES,
+    MAX_PLATFORM_CHARS,
+    MAX_SENT_TIME,
+    shape_problem,
+)
+
+Key = Annotated[StrictStr, Field(max_length=MAX_KEY_CHARS)]
+
 SMALLINT = Annotated[StrictInt, Field(ge=-(2**15), le=2**15 - 1)]
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
@@ -50,7 +61,7 @@ class RecordError(BaseModel):
         | Annotated[StrictStr, Field(pattern=r"^-?[0-9]{1,18}$")]
         | None
     ) = Field(default=None, description="An integer, or a string of its digits.")
-    message: StrictStr | None = None
+    message: Annotated[StrictStr, Field(max_length=MAX_ERROR_MESSAGE_CHARS)] | None = None
 
 
 class CallbackRecord(BaseModel):
@@ -62,20 +73,22 @@ class CallbackRecord(BaseModel):
     # pydantic's core, without a call into Python per record: intake is a hot path.
     model_config = _CHECK_ONLY
 
-    msgid: StrictStr = Field(pattern=r"\S", description="The UMS msgid; it contains ':'.")
+    msgid: StrictStr = Field(
+        pattern=r"\S", max_length=MAX_KEY_CHARS, description="The UMS msgid; it contains ':'."
+    )
     type: StrictInt = Field(
         ge=min(STATUS_BY_TYPE),
         le=max(STATUS_BY_TYPE),
         description="0 target valid, 1 target invalid, 2 submitted, 3 submit failed, "
         "4 delivered, 5 delivery failed, 6 clicked, 7 withdrawn, 8 withdraw failed.",
     )
-    channelkey: StrictStr | None = Field(
+    channelkey: Key | None = Field(
         default=None, description="Empty, or the authenticated channel's key."
     )
-    userid: StrictStr | None = Field(
+    userid: Key | None = Field(
         default=None, description="UMS userid; empty for custom channel ids."
     )
-    sender_id: StrictStr | None = Field(
+    sender_id: Key | None = Field(
         default=None, description="Channel registration id (e.g. a phone number)."
     )
     sender: SMALLINT | None = Field(
@@ -91,9 +104,11 @@ class CallbackRecord(BaseModel):
         description="App only: vendor channel, 0 Jiguang, 1 Huawei, 2 OPPO, 3 vivo, "
         "4 Xiaomi, 5 Meizu, 6 FCM, 8 APNs.",
     )
-    app_platform: StrictInt | StrictStr | None = Field(
-        default=None,
-        description="App only: 0 android, 1 ios, 2 web, 3 quickapp, 4 hmos, or a name.",
+    app_platform: StrictInt | Annotated[StrictStr, Field(max_length=MAX_PLATFORM_CHARS)] | None = (
+        Field(
+            default=None,
+            description="App only: 0 android, 1 ios, 2 web, 3 quickapp, 4 hmos, or a name.",
+        )
     )
     sent_time: StrictInt | None = Field(
         default=None,
@@ -105,7 +120,9 @@ class CallbackRecord(BaseModel):
         default=None, description="Failure reason; types 1, 3, 5 and 8 only."
     )
     params: dict[str, Any] | None = Field(
-        default=None, description="The sender's callback.params, passed back."
+        default=None,
+        description="The sender's callback.params, passed back: at most "
+        f"{MAX_PARAMS_BYTES} bytes as JSON, nested at most {MAX_DEPTH} levels.",
     )
 
 
@@ -127,6 +144,7 @@ _REASONS = {
     "dict_type": "is not an object",
     "model_type": "is not an object",
     "model_attributes_type": "is not an object",
+    "string_unicode": "contains a lone UTF-16 surrogate, not valid Unicode",
 }
 
 
@@ -149,6 +167,12 @@ def record_problems(records: Sequence[Any], *, channelkey: str) -> dict[int, str
         if problems.get(index, ("",))[0] not in ("msgid", "type"):
             reason = f"channelkey {given!r} is not the authenticated channel {channelkey!r}"
             problems[index] = ("channelkey", reason)
+    # What pydantic does not look into: how deep values nest, how large params are.
+    for index, record in enumerate(records):
+        if index not in problems:
+            problem = shape_problem(record)
+            if problem is not None:
+                problems[index] = ("", problem)
     return {index: reason for index, (_, reason) in problems.items()}
 
 
@@ -158,7 +182,11 @@ def _reason(error: ErrorDetails, record: Any) -> tuple[str, str]:
     # loc: (index, field, ...); a union adds the name of the branch that failed.
     path = [str(part) for part in error["loc"][1:]]
     field, name, kind = path[0], ".".join(path[:2]), error["type"]
+    if kind == "string_too_long":
+        return field, f"{name} is over {error.get('ctx', {}).get('max_length')} characters"
     if field == "app_platform":
+        if isinstance(error["input"], str):
+            return field, f"app_platform is over {MAX_PLATFORM_CHARS} characters"
         return field, "app_platform is neither an integer nor a string"
     if name == "error.code":
         return field, "error.code is not an integer"

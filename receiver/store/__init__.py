@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import TRACKING_PARAM
@@ -32,6 +33,7 @@ __all__ = [
     "NO_SENDER",
     "QUARANTINE",
     "TARGET",
+    "claim_messages",
     "digest",
     "record_send",
     "store_events",
@@ -49,11 +51,10 @@ def store_events(
 ) -> int:
     """Store checked callback records (``records_json`` is the same list as JSON
     text) as events of ``channelkey``, skipping any already stored, and merge them
-    into their targets. Messages not yet known are recorded first. Returns how many
-    events were new."""
+    into their targets; their messages are claimed first (:func:`claim_messages`).
+    Returns how many events were new."""
     if not records:
         return 0
-    _add_messages(session, records, channelkey=channelkey, now=received_at)
     if session.get_bind().dialect.name == "postgresql":
         stored: int = session.execute(
             STORE_POSTGRESQL,
@@ -63,11 +64,13 @@ def store_events(
     return store_events_portable(session, records, channelkey=channelkey, now=received_at)
 
 
-def _add_messages(
+def claim_messages(
     session: Session, records: Sequence[dict[str, Any]], *, channelkey: str, now: datetime
-) -> None:
-    """Record the messages of these records that were not known yet, with the params
-    their callbacks echo."""
+) -> dict[str, str | None]:
+    """Record the messages of these records that were not known yet, for
+    ``channelkey`` and with the params their callbacks echo, and return the channel
+    each message belongs to: the one that sent it through this service, or the first
+    whose callbacks named it. A known message's row is never changed here."""
     params: dict[str, Any] = {}
     for record in records:
         if params.get(record["msgid"]) is None:
@@ -83,7 +86,13 @@ def _add_messages(
         }
         for msgid in sorted(params)
     ]
+    if not rows:
+        return {}
     session.execute(statements(session).add_messages, rows)
+    owners = session.execute(
+        select(MESSAGE.c.msgid, MESSAGE.c.channelkey).where(MESSAGE.c.msgid.in_(sorted(params)))
+    )
+    return {msgid: owner for msgid, owner in owners}
 
 
 def _send_id(params: Any) -> str | None:

@@ -7,12 +7,14 @@ import logging
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..auth import AuthError, ChannelAuth
 from ..db import write_session
 from ..errors import ApiError
 from ..intake import check_batch, quarantine, store_batch
 from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
+from ..schemas.bounds import MAX_RECORDS
 from ..schemas.records import BatchResult, CallbackRecord
 
 bp = Blueprint("callbacks", __name__)
@@ -77,15 +79,17 @@ def verify() -> Response:
     tag="callbacks",
     security="umsChannel",
     body=Body(
-        "A JSON array of records; a single record object too.",
-        schema={"oneOf": [{"type": "array", "items": _RECORD}, _RECORD]},
+        f"A JSON array of at most {MAX_RECORDS} records (UMS sends at most 100); a single "
+        "record object too.",
+        schema={"oneOf": [{"type": "array", "items": _RECORD, "maxItems": MAX_RECORDS}, _RECORD]},
         uses=(CallbackRecord,),
     ),
     replies={
         200: Reply("The batch was handled.", BatchResult),
         400: Reply(
-            "The body is not JSON, or neither an array nor an object (error "
-            "`bad_request`); the raw body was kept in quarantine."
+            "The body is not JSON, neither an array nor an object, or an array of more "
+            f"than {MAX_RECORDS} records (error `bad_request`); the raw body was kept in "
+            "quarantine, once."
         ),
         401: CHANNEL_UNAUTHORIZED,
         413: Reply(
@@ -98,7 +102,7 @@ def verify() -> Response:
 def receive() -> Response:
     """Take in a batch of status records."""
     channelkey = _authenticated_channel()
-    body = request.get_data(cache=False)  # over the size limit: 413
+    body = _read_body()
     try:
         payload = _loads(body)
     except ValueError as exc:
@@ -107,6 +111,10 @@ def receive() -> Response:
         payload = [payload]
     if not isinstance(payload, list):
         _reject_body(channelkey, body, "body is neither a JSON array nor an object")
+    if len(payload) > MAX_RECORDS:
+        # No UMS batch holds that many (UMS sends at most 100): kept once, whole.
+        reason = f"a batch of {len(payload)} records is over the {MAX_RECORDS} a batch may hold"
+        _reject_body(channelkey, body, reason)
 
     # Checked before the transaction: a writer's turn is not spent on computation.
     batch = check_batch(payload, channelkey=channelkey)
@@ -116,6 +124,19 @@ def receive() -> Response:
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
     return jsonify(result.model_dump())
+
+
+def _read_body() -> bytes:
+    """The body, refused (413) past MAX_BODY_BYTES: by its Content-Length before it is
+    read, or, sent chunked, as soon as it grows past the limit."""
+    limit: int = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    # Werkzeug would stop a chunked body at the limit without a word: read one byte more.
+    body: bytes = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _reject_body(channelkey: str, body: bytes, reason: str) -> NoReturn:
