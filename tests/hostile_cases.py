@@ -31,7 +31,8 @@ class HostileRecord:
 
 def _hostile(case: str, type_: int = 4, **fields: Any) -> dict[str, Any]:
     # Every hostile record says which case it is: the quarantined raw text shows it.
-    return record(type_, **{"userid": "hostile", "hostile_case": case, **fields})
+    base = {"userid": "hostile", "sender_id": "sid-hostile", "hostile_case": case}
+    return record(type_, **{**base, **fields})
 
 
 def value(case: str, field: str, bad: Any, *, type_: int = 4) -> HostileRecord:
@@ -236,8 +237,8 @@ ODD_RECORDS: list[OddRecord] = [
     OddRecord("userid-combining", {"userid": "e\u0301\u0301\u0301"}),
     OddRecord("userid-noncharacters", {"userid": "\uffff\U0010ffff"}),
     OddRecord("userid-literal-backslash-u0000", {"userid": "\\u0000"}),
-    OddRecord("userid-256", {"userid": "u" * 256}),
-    OddRecord("userid-256-emoji", {"userid": "😀" * 256}),
+    OddRecord("userid-256", {"userid": "u" * 256, "sender_id": "s"}),
+    OddRecord("userid-256-emoji", {"userid": "😀" * 256, "sender_id": "s"}),
     OddRecord("msgid-256", {"msgid": "m" * 256}),
     OddRecord(
         "keys-256-wide-incompressible",
