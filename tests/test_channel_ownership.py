@@ -6,6 +6,7 @@ way channel B could reach channel A's data; every test runs on every backend."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -288,3 +289,40 @@ def test_read_api_shows_only_a_data_after_b_attempts(client, engine):
     ]
     assert api_get(client, "/api/messages", **{"param.order_id": "B-1"}).json["messages"] == []
     assert {q.channelkey for q in quarantined(engine)} == {OTHER_CHANNEL}
+
+
+def test_simultaneous_first_callbacks_give_each_msgid_one_owner(app, engine):
+    """A and B name the same new msgids at the same moment: each msgid gets one owner,
+    whose record is stored; the other channel's record is quarantined."""
+    msgids = [f"race-{i:02d}" for i in range(20)]
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def run(channelkey: str, headers: dict) -> None:
+        try:
+            client = app.test_client()
+            barrier.wait(timeout=30)
+            for msgid in msgids:
+                rec = record(4, msgid=msgid, userid=channelkey[:6], channelkey=channelkey)
+                assert post(client, [rec], headers=headers).status_code == 200
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(CHANNEL, basic_auth())),
+        threading.Thread(target=run, args=(OTHER_CHANNEL, B_AUTH)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+
+    stored = events(engine)
+    kept = quarantined(engine)
+    assert len(stored) == len(msgids) and len(kept) == len(msgids)
+    for msgid in msgids:
+        owner = message(engine, msgid).channelkey
+        assert [e.channelkey for e in stored if e.msgid == msgid] == [owner]
+        (other,) = [q for q in kept if f'"{msgid}"' in q.raw]
+        assert other.channelkey != owner and OWNED_ELSEWHERE in other.reason
