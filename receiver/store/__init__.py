@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import TRACKING_PARAM
@@ -88,11 +88,25 @@ def claim_messages(
     ]
     if not rows:
         return {}
-    session.execute(statements(session).add_messages, rows)
-    owners = session.execute(
-        select(MESSAGE.c.msgid, MESSAGE.c.channelkey).where(MESSAGE.c.msgid.in_(sorted(params)))
-    )
-    return {msgid: owner for msgid, owner in owners}
+    msgids = sorted(params)
+    # Most batches are of messages already known (a broadcast's callbacks come in
+    # many batches): one indexed read, and an insert only for the new ones.
+    owners = _owners(session, msgids)
+    new = [row for row in rows if row["msgid"] not in owners]
+    if new:
+        session.execute(statements(session).add_messages, new)
+        # Read back: another batch may have named one of them first, meanwhile.
+        owners.update(_owners(session, [row["msgid"] for row in new]))
+    return owners
+
+
+_OWNERS = select(MESSAGE.c.msgid, MESSAGE.c.channelkey).where(
+    MESSAGE.c.msgid.in_(bindparam("msgids", expanding=True))
+)
+
+
+def _owners(session: Session, msgids: list[str]) -> dict[str, str | None]:
+    return {msgid: owner for msgid, owner in session.execute(_OWNERS, {"msgids": msgids})}
 
 
 def _send_id(params: Any) -> str | None:
