@@ -51,11 +51,10 @@ from .schemas.messages import (
     Target,
     TargetCounts,
 )
+from .schemas.queries import DEFAULT_LIMIT
 from .store import EVENT, MESSAGE, NO_SENDER, TARGET
 
-DEFAULT_LIMIT = 100
 Item = TypeVar("Item")
-MAX_LIMIT = 1000
 
 
 class CursorError(ValueError):

@@ -17,7 +17,8 @@ import requests
 from receiver.config import Settings
 from receiver.db import make_engine
 from receiver.local import free_port, running_server, wait_until_healthy
-from receiver.sending.ums import UmsSender, parse_request
+from receiver.sending.request import parse_request
+from receiver.sending.ums import UmsSender
 from receiver.status import RANK_BY_TYPE
 from sender.emulator import Emulator
 from sender.ums.client import UmsClient

@@ -7,7 +7,7 @@ unknown parameter, or a single-valued one given twice, too.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -173,8 +173,3 @@ def parse_query(
         if error["type"] == "literal_error":
             message = f"unknown status {error['input']!r}; one of {', '.join(STATUSES)}"
         raise QueryError(name, message) from None
-
-
-def query_parameters(model: type[PageQuery]) -> Mapping[str, Any]:
-    """The model's JSON schema (properties by parameter name), for the OpenAPI document."""
-    return model.model_json_schema()["properties"]  # type: ignore[no-any-return]

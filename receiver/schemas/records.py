@@ -159,20 +159,18 @@ def record_problems(records: Sequence[Any], *, channelkey: str) -> dict[int, str
             index = error["loc"][0]
             if isinstance(index, int) and index not in problems:
                 problems[index] = _reason(error, records[index])
-    # A record of another channel: checked after msgid and type, before the rest.
     for index, record in enumerate(records):
-        given = record.get("channelkey") if isinstance(record, dict) else None
-        if given in (None, "", channelkey):
+        if not isinstance(record, dict):
             continue
-        if problems.get(index, ("",))[0] not in ("msgid", "type"):
-            reason = f"channelkey {given!r} is not the authenticated channel {channelkey!r}"
-            problems[index] = ("channelkey", reason)
-    # What pydantic does not look into: how deep values nest, how large params are.
-    for index, record in enumerate(records):
-        if index not in problems:
-            problem = shape_problem(record)
-            if problem is not None:
-                problems[index] = ("", problem)
+        # A record of another channel: checked after msgid and type, before the rest.
+        given = record.get("channelkey")
+        if given not in (None, "", channelkey):
+            if problems.get(index, ("",))[0] not in ("msgid", "type"):
+                reason = f"channelkey {given!r} is not the authenticated channel {channelkey!r}"
+                problems[index] = ("channelkey", reason)
+        # What pydantic does not look into: how deep values nest, how large params are.
+        elif index not in problems and (problem := shape_problem(record)) is not None:
+            problems[index] = ("", problem)
     return {index: reason for index, (_, reason) in problems.items()}
 
 

@@ -31,12 +31,9 @@ from sender.ums.rules import (
 )
 
 from ..config import ConfigError, Settings
-from .outcome import SendFailedError, UmsOutcome, UmsPart, failure_answer, summary_path
+from .outcome import SendFailedError, UmsOutcome, UmsPart, failure_answer
 from .record import record_part
-from .request import SendRequest, parse_request
-
-# parse_request, SendRequest and summary_path: what a caller of the UMS sender needs.
-__all__ = ["UmsSender", "SendRequest", "parse_request", "summary_path"]
+from .request import SendRequest
 
 log = logging.getLogger(__name__)
 

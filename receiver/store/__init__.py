@@ -75,28 +75,27 @@ def claim_messages(
     for record in records:
         if params.get(record["msgid"]) is None:
             params[record["msgid"]] = record.get("params")
-    rows = [
-        {
-            "msgid": msgid,
-            "provider": "ums",
-            "channelkey": channelkey,
-            "params": params[msgid],
-            "send_id": _send_id(params[msgid]),
-            "created_at": now,
-        }
-        for msgid in sorted(params)
-    ]
-    if not rows:
+    if not params:
         return {}
-    msgids = sorted(params)
     # Most batches are of messages already known (a broadcast's callbacks come in
     # many batches): one indexed read, and an insert only for the new ones.
-    owners = _owners(session, msgids)
-    new = [row for row in rows if row["msgid"] not in owners]
+    owners = _owners(session, sorted(params))
+    new = [msgid for msgid in sorted(params) if msgid not in owners]
     if new:
-        session.execute(statements(session).add_messages, new)
+        rows = [
+            {
+                "msgid": msgid,
+                "provider": "ums",
+                "channelkey": channelkey,
+                "params": params[msgid],
+                "send_id": _send_id(params[msgid]),
+                "created_at": now,
+            }
+            for msgid in new
+        ]
+        session.execute(statements(session).add_messages, rows)
         # Read back: another batch may have named one of them first, meanwhile.
-        owners.update(_owners(session, [row["msgid"] for row in new]))
+        owners.update(_owners(session, new))
     return owners
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import NoReturn
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..auth import AuthError, ChannelAuth
@@ -16,6 +16,7 @@ from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, d
 from ..schemas.bounds import MAX_RECORDS
 from ..schemas.records import BatchResult, CallbackRecord
 from .body import read_body
+from .common import answer
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def receive() -> Response:
     session.commit()
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
-    return jsonify(result.model_dump())
+    return answer(result)
 
 
 def _read_body() -> bytes:
