@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from .errors import database_unreachable
 from .schemas.bounds import MAX_DEPTH
 from .schemas.records import BatchResult, UnreadableRecord, record_problems
+from .schemas.storable import unstorable
 from .store import claim_messages, digest, store_events, store_quarantine
 
 log = logging.getLogger(__name__)
@@ -222,43 +222,10 @@ def _storable_json(
     # Some record is suspect: look at each one's values.
     kept = []
     for index, record in good:
-        problem = _unstorable_field(record)
-        if problem:
-            rejects.append((index, problem, record))
+        found = unstorable(record)
+        if found:
+            rejects.append((index, found.describe("the record"), record))
         else:
             kept.append((index, record))
     good[:] = kept
     return json.dumps([record for _, record in good], ensure_ascii=False)
-
-
-def _unstorable_field(record: dict[str, Any]) -> str | None:
-    """The first value of a record the database cannot hold, by its path, with why.
-    (Records are at most 16 levels deep by now: the recursion is bounded.)"""
-    return _unstorable(record, "")
-
-
-def _unstorable(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        return f"{path} {problem}" if (problem := _unstorable_text(value)) else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{path} contains a number too large to store"
-    if not isinstance(value, dict | list):
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value)
-    for key, child in items:
-        if isinstance(key, str) and (problem := _unstorable_text(key)):
-            return f"a field name in {path or 'the record'} {problem}"
-        inner = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
-        if found := _unstorable(child, inner.removeprefix(".")):
-            return found
-    return None
-
-
-def _unstorable_text(text: str) -> str | None:
-    if "\x00" in text:
-        return "contains a NUL character, which the database cannot store"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains a lone UTF-16 surrogate, not valid Unicode"
-    return None

@@ -93,6 +93,19 @@ class Message(SQLModel, table=True):
     # param) and are numbered by part.
     send_id: str | None = Field(default=None, sa_column=Column(Text))
     part: int | None = Field(default=None, sa_column=Column(Integer))
+    # A send is recorded before it leaves ("pending", under umstrack:<send_id>:<part>
+    # until UMS names a msgid) and completed when the provider answers: "sent",
+    # "refused", "not_sent" or "unknown". A row still pending after send_deadline (the
+    # longest its request can take) was cut off by a crash: its outcome is unknown.
+    send_state: str | None = Field(default=None, sa_column=Column(Text))
+    send_deadline: datetime | None = _utc_column()
+    # A withdraw through this service (POST /v1/retract/{msgid}): recorded before it
+    # leaves ("pending"), then "accepted", "refused" or "unknown", with UMS's answer.
+    withdraw_state: str | None = Field(default=None, sa_column=Column(Text))
+    withdraw_requested_at: datetime | None = _utc_column()
+    withdraw_answered_at: datetime | None = _utc_column()
+    withdraw_code: int | None = Field(default=None, sa_column=Column(BigInteger))
+    withdraw_message: str | None = Field(default=None, sa_column=Column(Text))
     # When this service first knew of the message (sent it, or heard of it).
     created_at: datetime = _utc_column(nullable=False)
 
@@ -145,6 +158,8 @@ class Target(SQLModel, table=True):
     sender: int = Field(sa_column=Column(SmallInteger, primary_key=True))
     userid: str | None = Field(default=None, sa_column=Column(Text))
     sender_id: str | None = Field(default=None, sa_column=Column(Text))
+    # Set when any of its records had it: tells WeCom from 5G messaging (both sender 9).
+    wechatwk_sender: int | None = Field(default=None, sa_column=Column(SmallInteger))
     type: int = Field(sa_column=Column(SmallInteger, nullable=False))
     rank: int = Field(sa_column=Column(SmallInteger, nullable=False))
     # When the current status was first reached.
@@ -169,3 +184,19 @@ class Quarantine(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     raw: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = _utc_column(nullable=False)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An ``Idempotency-Key`` of ``POST /api/messages``: the body it came with, the send
+    it started (claimed in the transaction that records the send before it leaves) and,
+    once known, the answer, given again to every retry with that key."""
+
+    __tablename__ = "idempotency_key"
+
+    key: str = Field(sa_column=Column(Text, primary_key=True))
+    body_digest: str = Field(sa_column=Column(Text, nullable=False))
+    send_id: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _utc_column(nullable=False)
+    status: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    answered_at: datetime | None = _utc_column()

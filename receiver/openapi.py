@@ -61,7 +61,7 @@ class Operation:
     description: str = ""
     query: type[PageQuery] | None = None
     body: Body | None = None
-    extra_query: tuple[Mapping[str, Any], ...] = field(default=())
+    parameters: tuple[Mapping[str, Any], ...] = field(default=())
 
 
 def documented(**operation: Any) -> Callable[[View], View]:
@@ -220,7 +220,7 @@ def _operation(operation: Operation, schemas: _Schemas) -> dict[str, Any]:
     if operation.description:
         result["description"] = operation.description
     result["security"] = [{operation.security: []}] if operation.security else []
-    parameters = [*_query_parameters(operation.query), *operation.extra_query]
+    parameters = [*_query_parameters(operation.query), *operation.parameters]
     if parameters:
         result["parameters"] = parameters
     if operation.body is not None:

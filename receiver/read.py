@@ -42,14 +42,15 @@ from sender.ums.protocol import (
 from sender.values import is_int
 
 from .models import Message
-from .schemas.common import ProviderAnswer
 from .schemas.messages import (
     Event,
     EventError,
     MessageSummary,
+    SendFacts,
     StatusCounts,
     Target,
     TargetCounts,
+    WithdrawFacts,
 )
 from .schemas.queries import DEFAULT_LIMIT
 from .store import EVENT, MESSAGE, NO_SENDER, TARGET
@@ -211,7 +212,7 @@ def target_of(row: Mapping[Any, Any]) -> Target:
         userid=row["userid"],
         sender_id=row["sender_id"],
         sender=sender,
-        channel=channel_name(sender),
+        channel=channel_name(sender, wechatwk_sender=row["wechatwk_sender"]),
         status=STATUS_BY_TYPE[row["type"]],  # type: ignore[arg-type]
         reached_at=row["reached_at"],
         event_count=row["event_count"],
@@ -221,6 +222,7 @@ def target_of(row: Mapping[Any, Any]) -> Target:
 def _summaries(session: Session, messages: Sequence[Message]) -> list[MessageSummary]:
     """Summaries of several messages, with three queries however many there are."""
     msgids = [m.msgid for m in messages]
+    now = datetime.now(UTC)
     counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
     by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
     first: dict[str, datetime] = {}
@@ -257,9 +259,8 @@ def _summaries(session: Session, messages: Sequence[Message]) -> list[MessageSum
             params=m.params,
             created_at=m.created_at,
             sent_at=m.sent_at,
-            send=None
-            if m.send_code is None and m.send_message is None
-            else ProviderAnswer(code=m.send_code, message=m.send_message),
+            send=send_facts(m, now),
+            withdraw=withdraw_facts(m),
             send_id=m.send_id,
             part=m.part,
             counts=StatusCounts(**counts[m.msgid]),
@@ -379,3 +380,32 @@ def _int(value: Any) -> int:
     if not is_int(value) or not -(2**15) <= value < 2**15:
         raise CursorError("a damaged cursor")
     return value
+
+
+def send_facts(message: Message, now: datetime) -> SendFacts | None:
+    """The send facts of a message row; a request still pending past its deadline was
+    cut off (a crash, or the database failing once the provider had answered)."""
+    state = message.send_state
+    if state is None:
+        return None
+    text = message.send_message
+    if state == "pending" and message.send_deadline is not None and message.send_deadline < now:
+        state = "unknown"
+        text = text or (
+            "outcome unknown (the message may have been sent): no answer was recorded by "
+            f"{message.send_deadline.isoformat()}"
+        )
+    return SendFacts(outcome=state, code=message.send_code, message=text)  # type: ignore[arg-type]
+
+
+def withdraw_facts(message: Message) -> WithdrawFacts | None:
+    """The withdraw facts of a message row, if a withdraw was asked for."""
+    if message.withdraw_state is None or message.withdraw_requested_at is None:
+        return None
+    return WithdrawFacts(
+        state=message.withdraw_state,  # type: ignore[arg-type]
+        requested_at=message.withdraw_requested_at,
+        answered_at=message.withdraw_answered_at,
+        code=message.withdraw_code,
+        message=message.withdraw_message,
+    )

@@ -59,7 +59,8 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         ("channelkey", summary["channelkey"]),
         ("sendno", summary["sendno"]),
         ("sent at", _when(summary["sent_at"])),
-        ("send answer", _send(summary["send"])),
+        ("send", _send(summary["send"])),
+        ("withdraw", _withdraw(summary.get("withdraw"))),
         ("params", None if summary["params"] is None else json.dumps(summary["params"])),
         ("first event", _when(summary["first_event_at"])),
         ("last event", _when(summary["last_event_at"])),
@@ -85,7 +86,18 @@ def _event_row(event: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _send(send: dict[str, Any] | None) -> str | None:
-    return None if send is None else f"code {send['code']} {send['message'] or ''}".strip()
+    if send is None:
+        return None
+    code = "" if send["code"] is None else f" (code {send['code']})"
+    return f"{send['outcome']}{code} {send['message'] or ''}".strip()
+
+
+def _withdraw(withdraw: dict[str, Any] | None) -> str | None:
+    if withdraw is None:
+        return None
+    code = "" if withdraw["code"] is None else f" (code {withdraw['code']})"
+    text = f"{withdraw['state']}{code} {withdraw['message'] or ''}".strip()
+    return f"{text}, asked {_when(withdraw['requested_at'])}"
 
 
 def _when(iso: str | None) -> str | None:

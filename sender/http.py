@@ -58,6 +58,12 @@ class RetryPolicy:
         """Seconds to wait before retry number ``retry_number`` (0 for the first)."""
         return float(min(self.max_delay, self.base_delay * 2**retry_number))
 
+    def longest(self, timeout: tuple[float, float]) -> float:
+        """Seconds one request can take at most, every retry and wait included."""
+        retries = self.max_rate_limit_retries + self.max_connect_retries
+        waits = sum(self.delay(n) for n in range(retries))
+        return (retries + 1) * sum(timeout) + waits
+
 
 def never_sent(exc: requests.RequestException) -> bool:
     """True only when the exception proves no byte of the request reached the server."""

@@ -272,6 +272,7 @@ def test_summary_shows_send_facts(client, engine):
                 sent_at=sent_at,
                 send_code=0,
                 send_message="success",
+                send_state="sent",
                 created_at=sent_at,
             )
         )
@@ -281,7 +282,7 @@ def test_summary_shows_send_facts(client, engine):
     summary = api_get(client, f"/api/messages/{MSGID}").json
     assert summary["sendno"] == "s-1" and summary["params"] == {"order_id": "9"}
     assert summary["sent_at"] == sent_at.isoformat()
-    assert summary["send"] == {"code": 0, "message": "success"}
+    assert summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}
     assert summary["counts"]["delivered"] == 1
 
 

@@ -74,6 +74,7 @@ def a_sends(engine, msgid: str = MSGID) -> None:
             send_id="s1",
             part=0,
             sent_at=datetime.now(UTC),
+            state="sent",
         )
 
 

@@ -131,7 +131,7 @@ def test_every_record_reaches_the_receiver_once_despite_faults(
         with requests.Session() as http:
             for outcome, msgid in zip(outcomes, msgids, strict=True):
                 summary, _ = read_message(http, base, msgid)
-                assert summary["send"] == {"code": 0, "message": "success"}
+                assert summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}
                 assert summary["send_id"] == outcome.send_id
     engine.dispose()
 

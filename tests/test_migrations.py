@@ -18,7 +18,7 @@ from receiver.db import alembic_config, migrate
 from receiver.models import belongs_on  # also puts the tables on the metadata
 from tests.conftest import TEST_DATABASE_URL
 
-TABLES = {"alembic_version", "message", "event", "target", "quarantine"}
+TABLES = {"alembic_version", "message", "event", "target", "quarantine", "idempotency_key"}
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_empty_database_upgrades_to_head(empty_database):
     try:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
     finally:
         engine.dispose()
 

@@ -75,6 +75,7 @@ def test_send_posts_the_message_with_callback_and_records_it(client, fake):
             "code": 0,
             "message": "success",
             "recorded_as": msgid,
+            "recorded": True,
         },
     ]
     [sent] = fake.requests
@@ -90,7 +91,7 @@ def test_send_posts_the_message_with_callback_and_records_it(client, fake):
 
     summary = api_get(client, answer["messages"][0]["url"].removeprefix("http://localhost")).json
     assert summary["provider"] == "ums" and summary["channelkey"] == CHANNEL
-    assert summary["sendno"] == "s-1" and summary["send"] == {"code": 0, "message": "success"}
+    assert summary["sendno"] == "s-1" and summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}
     assert summary["send_id"] == send_id and summary["part"] == 0
     assert summary["params"] == {"order_id": "7", "umstrack_send": send_id}
     assert summary["sent_at"] is not None
@@ -120,7 +121,7 @@ def test_callbacks_that_came_first_and_the_send_meet_in_one_message(client, fake
 
     summary = api_get(client, f"/api/messages/{msgid}").json
     assert summary["counts"]["delivered"] == 1  # the callback
-    assert summary["send"] == {"code": 0, "message": "success"}  # and the send
+    assert summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}  # and the send
     assert summary["send_id"] == answer["send_id"] and summary["sendno"] == "s-1"
     assert summary["created_at"] < summary["sent_at"]  # known since the callback
 
@@ -277,7 +278,11 @@ def test_failure_midway_reports_what_went_out(client, fake):
     assert [(p["part"], p["code"]) for p in parts] == [(0, 0), (1, 1015029)]
     assert len(fake.requests) == 2  # the third part was not tried
     recorded = walk(client, "/api/messages", "messages", send_id=response.json["sent"]["send_id"])
-    assert sorted(m["part"] for m in recorded) == [0, 1]
+    assert sorted((m["part"], m["send"]["outcome"]) for m in recorded) == [
+        (0, "sent"),
+        (1, "refused"),
+        (2, "not_sent"),  # recorded before anything left, closed as never tried
+    ]
 
 
 def test_rate_limit_is_retried_with_backoff(engine, fake):

@@ -7,7 +7,7 @@ builds them; the web layer serializes them; the OpenAPI document is made from th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -37,6 +37,38 @@ class TargetCounts(BaseModel):
     by_status: StatusCounts
 
 
+SendOutcome = Literal["pending", "sent", "refused", "not_sent", "unknown"]
+WithdrawState = Literal["pending", "accepted", "refused", "unknown"]
+
+
+class SendFacts(ProviderAnswer):
+    """What became of this service's request: recorded before it left, completed when
+    the provider answered."""
+
+    outcome: SendOutcome = Field(
+        description="pending: recorded, the request is leaving or awaiting its answer; "
+        "sent: the provider accepted it; refused: the provider answered with an error; "
+        "not_sent: it provably never reached the provider (or was never tried); unknown: "
+        "it left and no answer was recorded (no answer came, or the process or the "
+        "database failed before recording it), so it may have been sent. Never resent "
+        "automatically."
+    )
+
+
+class WithdrawFacts(BaseModel):
+    """A withdraw of this message through this service (POST /v1/retract/{msgid})."""
+
+    state: WithdrawState = Field(
+        description="pending: recorded, awaiting UMS's answer; accepted: UMS took it (the "
+        "per-target outcome arrives as withdrawn / withdraw_failed events); refused: UMS "
+        "answered with an error; unknown: no answer was recorded."
+    )
+    requested_at: Time
+    answered_at: Time | None
+    code: int | None = Field(description="UMS's business code; null when no answer came.")
+    message: str | None
+
+
 class MessageSummary(BaseModel):
     """Everything known of one message."""
 
@@ -47,10 +79,12 @@ class MessageSummary(BaseModel):
     params: dict[str, Any] | None = Field(description=_PARAMS)
     created_at: Time = Field(description="When this service first knew of the message.")
     sent_at: Time | None = Field(description="When this service sent it; null if it did not.")
-    send: ProviderAnswer | None = Field(
-        description="The provider's answer to the send; null if this service did not send "
-        "it. code is null when no answer came (the message says why: never sent, or "
-        "outcome unknown)."
+    send: SendFacts | None = Field(
+        description="This service's request and the provider's answer; null if this "
+        "service did not send it. code is null when no answer came (the message says why)."
+    )
+    withdraw: WithdrawFacts | None = Field(
+        description="A withdraw through this service; null if none was asked for."
     )
     send_id: str | None = Field(
         description="The send this message is a part of (callback param umstrack_send); a "

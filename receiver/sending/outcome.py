@@ -45,6 +45,12 @@ class SendPart(BaseModel):
     recorded_as: str | None = Field(
         default=None, description="The id of the message row it is recorded under; null if none is."
     )
+    recorded: bool = Field(
+        default=False,
+        description="Whether the provider's answer is recorded. False after a send only when "
+        "the database failed once the provider had answered: the request stays recorded "
+        "under recorded_as as sent but unanswered, and reads as outcome unknown.",
+    )
 
 
 class UmsPart(SendPart):
@@ -94,7 +100,10 @@ class UmsOutcome(SendOutcome[UmsPart]):
     """A send through UMS: one channel, one kind, one msgid per request."""
 
     kind: SendKind
-    channelkey: str
+    channelkey: str | None = Field(
+        description="The channel it goes through; null only on a dry run with no channel "
+        "configured."
+    )
     messages: list[SentMessage] | None = Field(
         default=None,
         exclude_if=_absent,
@@ -159,6 +168,15 @@ def failure_answer(error: SendError) -> tuple[int | None, str]:
     if isinstance(error, NotSentError):
         return None, f"not sent: {error.reason}"
     return None, str(error)
+
+
+def failure_state(error: SendError) -> str:
+    """The state a failed request is recorded in: refused, not_sent or unknown."""
+    if isinstance(error, ProviderRefusedError):
+        return "refused"
+    if isinstance(error, NotSentError):
+        return "not_sent"
+    return "unknown"
 
 
 def summary_path(msgid: str) -> str:

@@ -21,6 +21,8 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from sender.errors import InvalidMessageError
 from sender.ums.protocol import SendKind
 
+from ..schemas.storable import Unstorable, unstorable
+
 # What a key of ours must be, by pydantic's error type; other errors carry their own.
 _REASONS = {
     "model_type": "must be a JSON object",
@@ -101,9 +103,19 @@ def parse_request(
     to its keys. Raises InvalidMessageError naming the key at fault."""
     options = {"broadcast": broadcast, "template": template, "channelkey": channelkey}
     try:
-        return SendRequest.model_validate(body, context=options)
+        request = SendRequest.model_validate(body, context=options)
     except ValidationError as exc:
         raise _invalid(exc.errors(include_url=False)[0]) from None
+    # Refused before anything is recorded or sent: a send that UMS took but the database
+    # could not record would leave its caller without the msgid.
+    if found := unstorable(body):
+        raise InvalidMessageError(found.path or "message", unstorable_reason(found))
+    return request
+
+
+def unstorable_reason(found: Unstorable) -> str:
+    """The reason a send with an unstorable value is refused, for the field it names."""
+    return f"a field name here {found.problem}" if found.in_name else found.problem
 
 
 def _invalid(error: ErrorDetails) -> InvalidMessageError:

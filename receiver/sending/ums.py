@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
 from sender.errors import InvalidMessageError, SendError
 from sender.http import DEFAULT_TIMEOUT, RetryPolicy
-from sender.ums.client import UmsClient
+from sender.ums.client import UmsClient, tracked_body
 from sender.ums.protocol import SendKind
 from sender.ums.rules import (
     CUSTOM_AUDIENCES,
@@ -31,8 +30,9 @@ from sender.ums.rules import (
 )
 
 from ..config import ConfigError, Settings
-from .outcome import SendFailedError, UmsOutcome, UmsPart, failure_answer
-from .record import record_part
+from .idempotency import Claim
+from .outcome import SendFailedError, UmsOutcome, UmsPart, failure_answer, failure_state
+from .record import RECORDING_MARGIN_SECONDS, Outbox, Planned
 from .request import SendRequest
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,13 @@ class UmsSender:
             **options,
         )
 
-    def prepare(self, request: SendRequest) -> tuple[str, list[dict[str, Any]]]:
+    def prepare(
+        self, request: SendRequest, *, dry_run: bool = False
+    ) -> tuple[str | None, list[dict[str, Any]]]:
         """The channel and the parts of a send, after checking every rule; raises
-        InvalidMessageError (or ConfigError) before anything is sent."""
-        channelkey = self._channel(request.channelkey)
+        InvalidMessageError (or ConfigError) before anything is sent. A dry run needs no
+        configured channel."""
+        channelkey = self._channel(request.channelkey, dry_run=dry_run)
         if request.recipients is not None:
             # SendRequest has made sure a personalised send is no broadcast.
             messages = render_personalised(request.message, request.recipients)
@@ -89,18 +92,43 @@ class UmsSender:
         for message in messages:
             # The whole audience first (however large), then each request as UMS sees it.
             validate_message(message, kind=request.kind, max_ids=None)
+            self._check_callback_url(message)
             for part in split_message(message):
                 validate_message(part, kind=request.kind)
                 parts.append(part)
         return channelkey, parts
 
-    def send(self, request: SendRequest, *, dry_run: bool = False) -> UmsOutcome:
-        """Send every part and record each; raises InvalidMessageError before anything is sent,
-        and SendFailedError (after recording) when UMS refuses or cannot be reached."""
-        channelkey, bodies = self.prepare(request)
+    def send(
+        self, request: SendRequest, *, dry_run: bool = False, claim: Claim | None = None
+    ) -> UmsOutcome:
+        """Record every part, then send and complete each. Raises InvalidMessageError before
+        anything is recorded or sent, KeyTakenError when ``claim``'s key is already
+        claimed (nothing sent), and SendFailedError (after recording) when UMS refuses or
+        cannot be reached."""
+        channelkey, messages = self.prepare(request, dry_run=dry_run)
+        send_id = uuid.uuid4().hex
         outcome = UmsOutcome(
-            send_id=uuid.uuid4().hex, kind=request.kind, channelkey=channelkey, dry_run=dry_run
+            send_id=send_id, kind=request.kind, channelkey=channelkey, dry_run=dry_run
         )
+        bodies = [tracked_body(message, send_id, self.callback_url) for message in messages]
+        if dry_run or channelkey is None:
+            outcome.parts.extend(
+                UmsPart(part=number, recipients=_recipients(body), body=body)
+                for number, body in enumerate(bodies)
+            )
+            return outcome
+        outbox = Outbox(self.engine, "ums", channelkey, send_id)
+        planned = [
+            Planned(
+                number=number,
+                recorded_as=f"umstrack:{send_id}:{number}",
+                request=body,
+                params=body["callback"]["params"],
+                sendno=_sendno(body),
+            )
+            for number, body in enumerate(bodies)
+        ]
+        outbox.record_planned(planned, longest=self._longest(), claim=claim)
         with UmsClient(
             channelkey,
             self.channels[channelkey],
@@ -114,32 +142,29 @@ class UmsSender:
                 SendKind.TEMPLATE_SENT: client.template_send,
                 SendKind.TEMPLATE_BROADCAST: client.template_broadcast,
             }[request.kind]
-            for number, body in enumerate(bodies):
-                if dry_run:
-                    sent = client.build_body(body, outcome.send_id)
-                    part = UmsPart(part=number, recipients=_recipients(sent), body=sent)
-                    outcome.parts.append(part)
-                    continue
+            for plan in planned:
                 try:
-                    result = call(body, send_id=outcome.send_id)
+                    result = call(plan.request, send_id=send_id)
                 except SendError as exc:
-                    sent = client.build_body(body, outcome.send_id)
                     code, text = failure_answer(exc)
                     part = UmsPart(
-                        part=number,
-                        recipients=_recipients(sent),
+                        part=plan.number,
+                        recipients=_recipients(plan.request),
                         sendno=exc.sendno,
                         code=code,
                         message=text,
-                        # No msgid came back: the row is found under an id of ours instead.
-                        recorded_as=f"umstrack:{outcome.send_id}:{number}",
+                        # No msgid came back: the row stays under the id of ours.
+                        recorded_as=plan.recorded_as,
                     )
-                    self._record(outcome, part, sent)
-                    outcome.parts.append(part)
-                    log.warning("send %s part %d failed: %s", outcome.send_id, number, exc)
+                    recorded = outbox.complete(plan, part, state=failure_state(exc))
+                    outcome.parts.append(part.model_copy(update={"recorded": recorded}))
+                    outbox.abandon(
+                        planned[plan.number + 1 :], f"not tried: part {plan.number} failed"
+                    )
+                    log.warning("send %s part %d failed: %s", send_id, plan.number, exc)
                     raise SendFailedError(exc, outcome) from exc
                 part = UmsPart(
-                    part=number,
+                    part=plan.number,
                     recipients=_recipients(result.body),
                     msgid=result.msgid,
                     sendno=result.sendno,
@@ -147,12 +172,16 @@ class UmsSender:
                     message=result.message,
                     recorded_as=result.msgid,
                 )
-                self._record(outcome, part, result.body)
-                outcome.parts.append(part)
+                if outbox.complete(plan, part, state="sent"):
+                    outcome.parts.append(part.model_copy(update={"recorded": True}))
+                else:  # the caller still learns the msgid
+                    outcome.parts.append(part.model_copy(update={"recorded_as": plan.recorded_as}))
         return outcome
 
-    def _channel(self, channelkey: str | None) -> str:
+    def _channel(self, channelkey: str | None, *, dry_run: bool) -> str | None:
         if not self.channels:
+            if dry_run:
+                return channelkey
             raise ConfigError("no UMS channel is configured (UMS_CHANNELS)")
         if channelkey is None:
             return next(iter(self.channels))
@@ -160,20 +189,29 @@ class UmsSender:
             raise InvalidMessageError("channelkey", f"{channelkey!r} is not a configured channel")
         return channelkey
 
-    def _record(self, outcome: UmsOutcome, part: UmsPart, body: dict[str, Any]) -> None:
-        """Record a request as it was sent (``body``)."""
-        callback = body.get("callback") or {}
-        record_part(
-            self.engine,
-            provider="ums",
-            channelkey=outcome.channelkey,
-            send_id=outcome.send_id,
-            part=part,
-            request=body,
-            params=callback.get("params"),
-            sendno=part.sendno,
-            sent_at=datetime.now(UTC),
-        )
+    def _check_callback_url(self, message: Mapping[str, Any]) -> None:
+        """With PUBLIC_URL set, callbacks go to this service: a message may repeat that URL
+        but never name another (that would divert its callbacks, channel auth included)."""
+        callback = message.get("callback")
+        url = callback.get("url") if isinstance(callback, Mapping) else None
+        if self.callback_url is not None and url is not None and url != self.callback_url:
+            raise InvalidMessageError(
+                "callback.url",
+                f"must be left out: this service sends callbacks to {self.callback_url} "
+                "(PUBLIC_URL)",
+            )
+
+    def _longest(self) -> float:
+        """Seconds one request can take at most, with a margin for the recording."""
+        retry = self._client_options.get("retry") or RetryPolicy()
+        timeout = self._client_options.get("timeout", DEFAULT_TIMEOUT)
+        return retry.longest(timeout) + RECORDING_MARGIN_SECONDS
+
+
+def _sendno(body: Mapping[str, Any]) -> str | None:
+    option = body.get("option")
+    sendno = option.get("sendno") if isinstance(option, Mapping) else None
+    return None if sendno is None else str(sendno)
 
 
 def _recipients(body: Mapping[str, Any]) -> int:

@@ -128,9 +128,11 @@ def record_send(
     send_id: str,
     part: int,
     sent_at: datetime,
+    state: str,
+    deadline: datetime | None = None,
 ) -> None:
-    """Record one request this service sent (a ``message`` row): inserted, or merged
-    into the row that callbacks created when they arrived first."""
+    """Record one request this service sends or sent (a ``message`` row, in ``state``):
+    inserted, or merged into the row that callbacks created when they arrived first."""
     row = {
         "msgid": msgid,
         "provider": provider,
@@ -143,6 +145,8 @@ def record_send(
         "send_message": message,
         "send_id": send_id,
         "part": part,
+        "send_state": state,
+        "send_deadline": deadline,
         "created_at": sent_at,
     }
     session.execute(statements(session).record_send, [row])

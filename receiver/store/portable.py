@@ -82,6 +82,7 @@ def _fold_targets(
                 "sender": sender,
                 "userid": None,
                 "sender_id": None,
+                "wechatwk_sender": None,
                 "type": ev["type"],
                 "rank": rank,
                 "reached_at": ev["occurred_at"],
@@ -92,6 +93,8 @@ def _fold_targets(
         current["event_count"] += 1
         current["userid"] = current["userid"] or ev["userid"]
         current["sender_id"] = current["sender_id"] or ev["sender_id"]
+        if current["wechatwk_sender"] is None:
+            current["wechatwk_sender"] = ev["wechatwk_sender"]
         if rank > current["rank"] or (
             rank == current["rank"] and ev["occurred_at"] < current["reached_at"]
         ):

@@ -83,6 +83,7 @@ def _build_postgresql_statement() -> Any:
             sender.label("sender"),
             func.max(new.c.userid).over(partition_by=per_target).label("userid"),
             func.max(new.c.sender_id).over(partition_by=per_target).label("sender_id"),
+            func.max(new.c.wechatwk_sender).over(partition_by=per_target).label("wechatwk_sender"),
             new.c.type,
             rank.label("rank"),
             new.c.occurred_at.label("reached_at"),

@@ -53,6 +53,7 @@ def merge_target(stmt: Any) -> dict[str, Any]:
         "event_count": old.event_count + new.event_count,
         "userid": func.coalesce(old.userid, new.userid),
         "sender_id": func.coalesce(old.sender_id, new.sender_id),
+        "wechatwk_sender": func.coalesce(old.wechatwk_sender, new.wechatwk_sender),
         "updated_at": new.updated_at,
     }
 
@@ -102,6 +103,8 @@ def _record_send_statement(insert: Any) -> Any:
         "send_message",
         "send_id",
         "part",
+        "send_state",
+        "send_deadline",
     )
     return statement.on_conflict_do_update(
         index_elements=[MESSAGE.c.msgid],

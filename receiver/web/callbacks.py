@@ -43,7 +43,7 @@ def _authenticated_channel() -> str:
     summary="UMS console URL check: echo echostr back",
     tag="callbacks",
     security="umsChannel",
-    extra_query=(
+    parameters=(
         {
             "name": "echostr",
             "in": "query",

@@ -174,32 +174,9 @@ class UmsClient(ProviderClient):
         send_id: str,
         callback_url: str | None = None,
     ) -> dict[str, Any]:
-        """The JSON object a send would post: message plus callback url and tracking params."""
-        callback = message.get("callback")
-        if callback is None:
-            callback = {}
-        if not isinstance(callback, Mapping):
-            raise TypeError("callback must be a JSON object")
-        params = callback.get("params")
-        if params is None:
-            params = {}
-        if not isinstance(params, Mapping):
-            raise TypeError("callback.params must be a JSON object")
-        if TRACKING_PARAM in params and params[TRACKING_PARAM] != send_id:
-            raise ValueError(
-                f"callback.params.{TRACKING_PARAM} is {params[TRACKING_PARAM]!r}, "
-                f"but this send's id is {send_id!r}"
-            )
-        url = callback.get("url")
-        if callback_url is not None and url is not None and url != callback_url:
-            raise ValueError(f"callback.url {url!r} conflicts with callback_url {callback_url!r}")
-        url = callback_url or url or self.callback_url
-        new_callback: dict[str, Any] = {**callback, "params": {**params, TRACKING_PARAM: send_id}}
-        if url:
-            new_callback["url"] = url
-        else:
-            new_callback.pop("url", None)
-        return {**message, "callback": new_callback}
+        """The JSON object a send would post: message plus callback url and tracking params
+        (``callback_url``, else the message's own, else the client's)."""
+        return tracked_body(message, send_id, callback_url, default_url=self.callback_url)
 
     def _send(
         self,
@@ -333,3 +310,40 @@ class UmsClient(ProviderClient):
             raise ProviderRefusedError(
                 None, detail, status, provider=PROVIDER, sendno=sendno, send_id=send_id
             )
+
+
+def tracked_body(
+    message: Mapping[str, Any],
+    send_id: str,
+    callback_url: str | None = None,
+    *,
+    default_url: str | None = None,
+) -> dict[str, Any]:
+    """``message`` with ``callback.params.umstrack_send = send_id`` beside the caller's own
+    params, and ``callback.url``: ``callback_url`` (which the message may repeat but not
+    contradict), else the message's own, else ``default_url``."""
+    callback = message.get("callback")
+    if callback is None:
+        callback = {}
+    if not isinstance(callback, Mapping):
+        raise TypeError("callback must be a JSON object")
+    params = callback.get("params")
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise TypeError("callback.params must be a JSON object")
+    if TRACKING_PARAM in params and params[TRACKING_PARAM] != send_id:
+        raise ValueError(
+            f"callback.params.{TRACKING_PARAM} is {params[TRACKING_PARAM]!r}, "
+            f"but this send's id is {send_id!r}"
+        )
+    url = callback.get("url")
+    if callback_url is not None and url is not None and url != callback_url:
+        raise ValueError(f"callback.url {url!r} conflicts with callback_url {callback_url!r}")
+    url = callback_url or url or default_url
+    new_callback: dict[str, Any] = {**callback, "params": {**params, TRACKING_PARAM: send_id}}
+    if url:
+        new_callback["url"] = url
+    else:
+        new_callback.pop("url", None)
+    return {**message, "callback": new_callback}

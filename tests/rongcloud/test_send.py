@@ -55,7 +55,7 @@ def test_a_send_is_recorded_and_read_like_any_message(sender, fake, client, engi
     assert response.status_code == 200, response.json
     summary = response.json
     assert summary["provider"] == "rongcloud" and summary["channelkey"] == APP_KEY
-    assert summary["send"] == {"code": 200, "message": "success"}
+    assert summary["send"] == {"outcome": "sent", "code": 200, "message": "success"}
     assert summary["send_id"] == outcome.send_id and summary["part"] == 0
     assert summary["params"] == {"umstrack_send": outcome.send_id}
     assert summary["sent_at"] is not None
@@ -93,7 +93,11 @@ def test_a_failed_send_is_recorded_as_submit_failed_with_the_error(sender, fake,
     assert (part.status, part.code) == ("failed", 1002)
     summary = api_get(client, f"/api/messages/{part.recorded_as}").json
     assert summary["provider"] == "rongcloud"
-    assert summary["send"] == {"code": 1002, "message": "toUserId 22 does not exist"}
+    assert summary["send"] == {
+        "outcome": "refused",
+        "code": 1002,
+        "message": "toUserId 22 does not exist",
+    }
     assert summary["counts"]["submit_failed"] == 3 and summary["counts"]["submitted"] == 0
     assert summary["targets"]["by_status"]["submit_failed"] == 3
     events = walk(client, f"/api/messages/{part.recorded_as}/timeline", "events")
@@ -118,12 +122,14 @@ def test_a_failed_part_stops_the_send_and_later_parts_are_not_tried(sender, fake
         (1, "failed", 1002),
         (2, "not_tried", None),
     ]
-    assert outcome.parts[2].recorded_as is None
     assert len(fake.requests) == 2
     listed = walk(client, "/api/messages", "messages", send_id=outcome.send_id)
     assert sorted(
-        (m["part"], m["counts"]["submitted"], m["counts"]["submit_failed"]) for m in listed
-    ) == [(0, 1000, 0), (1, 0, 1000)]
+        (m["part"], m["send"]["outcome"], m["counts"]["submitted"], m["counts"]["submit_failed"])
+        for m in listed
+    ) == [(0, "sent", 1000, 0), (1, "refused", 0, 1000), (2, "not_sent", 0, 0)]
+    # The untried part was recorded before anything left, and is closed as never sent.
+    assert [m["msgid"] for m in listed if m["part"] == 2] == [outcome.parts[2].recorded_as]
 
 
 # --- the JSON result -----------------------------------------------------------------
@@ -133,6 +139,7 @@ PART_KEYS = {
     "recipients",
     "status",
     "recorded_as",
+    "recorded",
     "code",
     "message",
     "base_url",
@@ -162,7 +169,7 @@ def test_the_result_has_its_json_shape_and_schema(sender, fake) -> None:
     assert set(result) == OUTCOME_KEYS and all(set(p) == PART_KEYS for p in result["parts"])
     assert result["provider"] == "rongcloud" and result["app_key"] == APP_KEY
     assert (result["dry_run"], result["recipients"], result["submitted"]) == (False, 2500, 1000)
-    assert result["messages"] == [p["recorded_as"] for p in result["parts"][:2]]
+    assert result["messages"] == [p["recorded_as"] for p in result["parts"]]
     assert [(p["part"], p["status"], p["code"], p["message"]) for p in result["parts"]] == [
         (0, "submitted", 200, "success"),
         (1, "failed", 1002, "refused"),
