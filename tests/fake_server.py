@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,9 @@ class Reply:
     delay: float = 0.0  # seconds to wait before answering (provokes read timeouts)
     drop: bool = False  # close the connection without answering
     reset: bool = False  # abort the connection (TCP RST) without answering
+    # Called once the request is recorded, before the answer leaves (e.g. to take the
+    # database away just as the provider accepts a send).
+    before: Callable[[], None] | None = None
 
 
 def recorded(handler: BaseHTTPRequestHandler, body: bytes, parsed: Any) -> Recorded:
@@ -133,6 +137,8 @@ def _handler_for(fake: FakeServer[Any]) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 parsed = None
             reply = fake.reply_to(fake.record(self, body, parsed))
+            if reply.before is not None:
+                reply.before()
             if reply.delay and fake._stopping.wait(reply.delay):
                 return  # the server is stopping
             if reply.reset:

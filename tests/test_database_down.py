@@ -20,7 +20,8 @@ Switch = Iterator[tuple[str, Callable[[], None], Callable[[], None]]]
 @contextmanager
 def sqlite_outage_switch(url: str) -> Switch:
     """On SQLite "unavailable" is another process holding the write lock too long."""
-    holder = sqlite3.connect(make_url(url).database, isolation_level=None)
+    # Any thread may take it away (a fake provider's, say, just as it answers).
+    holder = sqlite3.connect(make_url(url).database, isolation_level=None, check_same_thread=False)
     yield url, lambda: holder.execute("BEGIN EXCLUSIVE"), lambda: holder.execute("ROLLBACK")
     holder.close()
 

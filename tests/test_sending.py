@@ -91,7 +91,11 @@ def test_send_posts_the_message_with_callback_and_records_it(client, fake):
 
     summary = api_get(client, answer["messages"][0]["url"].removeprefix("http://localhost")).json
     assert summary["provider"] == "ums" and summary["channelkey"] == CHANNEL
-    assert summary["sendno"] == "s-1" and summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}
+    assert summary["sendno"] == "s-1" and summary["send"] == {
+        "outcome": "sent",
+        "code": 0,
+        "message": "success",
+    }
     assert summary["send_id"] == send_id and summary["part"] == 0
     assert summary["params"] == {"order_id": "7", "umstrack_send": send_id}
     assert summary["sent_at"] is not None

@@ -22,7 +22,12 @@ from .common import configure_logging, fail, print_json, read_json_file, reporti
 @click.argument("file")
 @click.option("--broadcast", is_flag=True, help="Broadcast: no aud_* targets (/v1/broadcast).")
 @click.option("--template", is_flag=True, help="A template send (template_id).")
-@click.option("--dry-run", is_flag=True, help="Validate and print each request; send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate and print each request as it would go out; send and record nothing "
+    "(needs no UMS_CHANNELS).",
+)
 @click.option("--channel", help="channelkey to send with (default: the first of UMS_CHANNELS).")
 def command(file: str, broadcast: bool, template: bool, dry_run: bool, channel: str | None) -> None:
     """Validate and send the UMS message in FILE (JSON; - for standard input); print the

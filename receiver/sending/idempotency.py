@@ -84,9 +84,10 @@ def claim_key(session: Session, claim: Claim, *, send_id: str, now: datetime) ->
         session.get_bind().dialect.name
     ]
     row = {"key": claim.key, "body_digest": claim.body_digest, "send_id": send_id}
-    statement = insert(KEYS).values(created_at=now, **row).on_conflict_do_nothing()
-    result: Any = session.execute(statement)  # a CursorResult: an INSERT
-    if result.rowcount != 1:
+    statement = (
+        insert(KEYS).values(created_at=now, **row).on_conflict_do_nothing().returning(KEYS.c.key)
+    )
+    if session.execute(statement).first() is None:
         raise KeyTakenError(claim.key)
 
 
