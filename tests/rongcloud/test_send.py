@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from receiver.models import Message
 from receiver.sending.outcome import RongCloudOutcome, SendFailedError
-from sender.errors import ProviderRefusedError
+from sender.errors import InvalidMessageError, ProviderRefusedError
 from sender.rongcloud import preview_template
 from tests.cli import invoke
 from tests.helpers import api_get, walk
@@ -41,6 +41,20 @@ def test_2500_recipients_go_in_three_requests(sender, fake, client) -> None:
     listed = walk(client, "/api/messages", "messages", send_id=outcome.send_id)
     assert sorted(m["msgid"] for m in listed) == sorted(outcome.messages)
     assert sorted(m["counts"]["submitted"] for m in listed) == [500, 1000, 1000]
+
+
+def test_an_unstorable_value_is_refused_before_anything_is_recorded_or_sent(
+    sender, fake, client
+) -> None:
+    message = example(fromUserId="sys\x00tem")
+
+    with pytest.raises(InvalidMessageError) as caught:
+        sender.send(message)
+
+    assert (caught.value.field, caught.value.provider) == ("fromUserId", "rongcloud")
+    assert "NUL" in str(caught.value)
+    assert fake.requests == []
+    assert walk(client, "/api/messages", "messages") == []
 
 
 # --- tracking: what the read API shows ---------------------------------------------
