@@ -103,6 +103,11 @@ _SHARED: dict[str, Reply] = {
     ),
 }
 _HEADERS = {
+    "Idempotent-Replayed": {
+        "description": "true: this is the first answer to an earlier request with the "
+        "same Idempotency-Key and body, given again; nothing was sent this time.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
         "schema": {"type": "integer", "minimum": 0},

@@ -46,7 +46,7 @@ def test_demo_runs_the_whole_loop(
     summaries = [summary.model_dump(mode="json") for summary in found if summary is not None]
     assert len(summaries) == len(msgids)
     for summary in summaries:
-        assert summary["send"] == {"code": 0, "message": "success"}  # sent by the sender
+        assert summary["send"] == {"outcome": "sent", "code": 0, "message": "success"}
         assert summary["send_id"] and summary["sent_at"]
         assert sum(summary["counts"].values()) > 0  # and the callbacks came back
         assert summary["params"]["umstrack_send"] == summary["send_id"]

@@ -54,6 +54,7 @@ class SendErrorAnswer(BaseModel):
 
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
+REPLAYED = "Idempotent-Replayed"
 
 
 @bp.post("/messages")
@@ -82,7 +83,7 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
         },
     ),
     replies={
-        201: Reply("Sent; one msgid per request.", UmsOutcome),
+        201: Reply("Sent; one msgid per request.", UmsOutcome, headers=(REPLAYED,)),
         400: Reply(
             "Not JSON (error `bad_request`), a bad Idempotency-Key (`invalid_parameter`), "
             "or a rule of the message format broken (error `invalid_message`, with `field` "
@@ -102,6 +103,7 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
             "`ums`) or could not be reached (`ums_unreachable`); `sent` lists the requests "
             "that went out before it.",
             SendErrorAnswer,
+            headers=(REPLAYED,),
         ),
         503: Reply(
             "No UMS channel is configured (error `not_configured`), or the database is "
@@ -112,6 +114,7 @@ IDEMPOTENCY_KEY = "Idempotency-Key"
             "No answer from UMS after the request left (error `unknown_outcome`): it may "
             "or may not have been sent, so it was not retried.",
             SendErrorAnswer,
+            headers=(REPLAYED,),
         ),
     },
 )
@@ -183,7 +186,7 @@ def _first_answer(engine: Engine, claim: Claim) -> Response | None:
             details={"send_id": first.send_id},
         )
     response = Response(json.dumps(first.answer), status=first.status, mimetype="application/json")
-    response.headers["Idempotent-Replayed"] = "true"
+    response.headers[REPLAYED] = "true"
     return response
 
 
