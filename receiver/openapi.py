@@ -110,10 +110,12 @@ _HEADERS = {
     },
     "Retry-After": {
         "description": "Seconds to wait before retrying.",
+        "required": True,
         "schema": {"type": "integer", "minimum": 0},
     },
     "WWW-Authenticate": {
         "description": "The scheme the request must authenticate with.",
+        "required": True,
         "schema": {"type": "string"},
     },
 }
