@@ -229,4 +229,18 @@ INVALID = [
         with_msg("dingtalk_cc", {"msg": {"msgtype": "fax", "fax": {}}}),
         "msg_dingtalk_cc[0].msg.msgtype",
     ),
+    # DingTalk's own work-notice types that neither the page nor the Go SDK lists.
+    *(
+        case(
+            f"dingtalk-{msgtype}-undocumented",
+            with_msg("dingtalk_cc", {"msg": {"msgtype": msgtype, msgtype: {"title": "t"}}}),
+            "msg_dingtalk_cc[0].msg.msgtype",
+        )
+        for msgtype in ("markdown", "action_card", "link", "oa", "image", "voice", "file")
+    ),
+    case(
+        "dingtalk-text-not-object",
+        with_msg("dingtalk_cc", {"msg": {"msgtype": "text", "text": "test"}}),
+        "msg_dingtalk_cc[0].msg.text",
+    ),
 ]

@@ -34,8 +34,10 @@ SDK agree, the rule follows them; where they disagree, both readings pass:
   an integer in the SDK: both pass.
 - ``msg_email``: ``subject`` and ``text`` (HTML allowed) required; ``files`` lists
   attachment URLs, uploaded through UMS's material API or any URL UMS can reach.
-- ``msg_dingtalk_cc`` (DingTalk work notice): the page documents the text message,
-  ``{"msg": {"msgtype": "text", "text": {"content": ...}}}``.
+- ``msg_dingtalk_cc`` (DingTalk work notice): the page documents one type, the text
+  message, ``{"msg": {"msgtype": "text", "text": {"content": ...}}}``, and the SDK
+  knows only ``text`` (``DingtalkCCMsg.Validate`` refuses any other), so every other
+  ``msgtype`` is refused.
 - ``msg_wechatwk`` (WeCom): see :mod:`sender.ums.rules.wechatwk`.
 
 Where neither the page nor the SDK settles a point, a rule accepts rather than refuses,
@@ -217,24 +219,16 @@ def _check_email(entry: Mapping[str, Any], path: str) -> None:
                 fail(f"{path}.files[{i}]", "must be a URL string")
 
 
-# The page documents only "text"; DingTalk's other work-notice types share the
-# msg.<msgtype> body layout, so they are accepted with that shape check only.
-_DINGTALK_OTHER_TYPES: Final = frozenset(
-    {"image", "voice", "file", "link", "oa", "markdown", "action_card"}
-)
-
-
 def _check_dingtalk_cc(entry: Mapping[str, Any], path: str) -> None:
     msg_path = join(path, "msg")
     msg = as_object(required(entry, "msg", path), msg_path)
     msgtype = as_string(required(msg, "msgtype", msg_path), join(msg_path, "msgtype"))
-    if msgtype == "text":
-        text = as_object(required(msg, "text", msg_path), join(msg_path, "text"))
-        as_string(required(text, "content", join(msg_path, "text")), join(msg_path, "text.content"))
-    elif msgtype in _DINGTALK_OTHER_TYPES:
-        as_object(required(msg, msgtype, msg_path), join(msg_path, msgtype))
-    else:
-        fail(join(msg_path, "msgtype"), f"unknown DingTalk message type {msgtype!r}")
+    if msgtype != "text":
+        fail(
+            join(msg_path, "msgtype"), f"must be 'text' (the one documented type), got {msgtype!r}"
+        )
+    text = as_object(required(msg, "text", msg_path), join(msg_path, "text"))
+    as_string(required(text, "content", join(msg_path, "text")), join(msg_path, "text.content"))
 
 
 # One rule per channel: msg_xxx -> the check of one entry of its array.
