@@ -29,6 +29,14 @@ VALID = [
     pytest.param(
         "sent", with_msg("wechatoa", DOC_WECHATOA_SUBSCRIPTION), id="doc-wechatoa-subscription"
     ),
+    pytest.param(
+        "sent",
+        with_msg(
+            "wechatoa",
+            changed(DOC_WECHATOA_TEMPLATE, appid="xiaochengxuappid12345", pagepath="index"),
+        ),
+        id="wechatoa-flat-appid-pagepath",
+    ),
     pytest.param("sent", with_msg("wechatmp", DOC_WECHATMP), id="doc-msg_wechatmp"),
     pytest.param("sent", with_msg("sms", DOC_SMS_JSMS), id="doc-msg_sms-jsms"),
     pytest.param("sent", with_msg("sms", DOC_SMS_CMPP), id="doc-msg_sms-cmpp"),
@@ -123,6 +131,16 @@ INVALID = [
         "wechatoa-data-no-value",
         with_msg("wechatoa", changed(DOC_WECHATOA_TEMPLATE, data={"first": {"color": "#000"}})),
         "msg_wechatoa[0].data.first.value",
+    ),
+    case(
+        "wechatoa-flat-appid-not-string",
+        with_msg("wechatoa", changed(DOC_WECHATOA_TEMPLATE, appid=12345)),
+        "msg_wechatoa[0].appid",
+    ),
+    case(
+        "wechatoa-flat-pagepath-not-string",
+        with_msg("wechatoa", changed(DOC_WECHATOA_SUBSCRIPTION, pagepath=["index"])),
+        "msg_wechatoa[0].pagepath",
     ),
     # msg_wechatmp
     case(

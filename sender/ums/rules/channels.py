@@ -16,7 +16,9 @@ SDK agree, the rule follows them; where they disagree, both readings pass:
 - ``msg_wechatoa`` (WeChat official account): ``type`` 0 (template message, jumps to
   ``url``) or 1 (subscription notice, jumps to ``page``); ``template_id`` and ``data``
   (``{"key": {"value": any, "color"?: str}}``) required; optional ``miniprogram``
-  ``{appid, pagepath}`` and ``color``.
+  ``{appid, pagepath}`` and ``color``. The page's tables list ``appid`` and
+  ``pagepath`` as rows of their own and the SDK's structs carry them flat beside
+  ``miniprogram`` too, so flat strings pass as well.
 - ``msg_wechatmp`` (WeChat mini program): ``template_id`` and ``data`` required;
   optional ``page``, ``miniprogram_state`` (developer, trial or formal) and ``lang``
   (zh_CN, en_US, zh_HK or zh_TW).
@@ -145,6 +147,8 @@ def _check_wechatoa(entry: Mapping[str, Any], path: str) -> None:
     optional_string(entry, "url", path)
     optional_string(entry, "page", path)
     optional_string(entry, "color", path)
+    optional_string(entry, "appid", path)
+    optional_string(entry, "pagepath", path)
     if present(entry, "miniprogram"):
         jump = as_object(entry["miniprogram"], join(path, "miniprogram"))
         optional_string(jump, "appid", join(path, "miniprogram"))
