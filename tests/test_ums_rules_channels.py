@@ -29,10 +29,24 @@ VALID = [
     pytest.param(
         "sent", with_msg("wechatoa", DOC_WECHATOA_SUBSCRIPTION), id="doc-wechatoa-subscription"
     ),
+    pytest.param(
+        "sent",
+        with_msg(
+            "wechatoa",
+            changed(DOC_WECHATOA_TEMPLATE, appid="xiaochengxuappid12345", pagepath="index"),
+        ),
+        id="wechatoa-flat-appid-pagepath",
+    ),
     pytest.param("sent", with_msg("wechatmp", DOC_WECHATMP), id="doc-msg_wechatmp"),
     pytest.param("sent", with_msg("sms", DOC_SMS_JSMS), id="doc-msg_sms-jsms"),
     pytest.param("sent", with_msg("sms", DOC_SMS_CMPP), id="doc-msg_sms-cmpp"),
     pytest.param("sent", with_msg("sms", changed(DOC_SMS_JSMS, sign_id=7)), id="sms-int-sign"),
+    # The reported body: a JSMS template without variables, as the Go SDK sends it
+    # (temp_para omitted when empty).
+    pytest.param("sent", with_msg("sms", {"temp_id": 1}), id="sms-without-temp_para"),
+    pytest.param(
+        "sent", with_msg("sms", changed(DOC_SMS_JSMS, temp_para=None)), id="sms-temp_para-null"
+    ),
     pytest.param("sent", with_msg("email", DOC_EMAIL), id="doc-msg_email"),
     pytest.param("sent", with_msg("alipay_life", DOC_ALIPAY_LIFE), id="doc-msg_alipay_life"),
     pytest.param("sent", with_msg("dingtalk_cc", DOC_DINGTALK), id="doc-msg_dingtalk_cc"),
@@ -118,6 +132,16 @@ INVALID = [
         with_msg("wechatoa", changed(DOC_WECHATOA_TEMPLATE, data={"first": {"color": "#000"}})),
         "msg_wechatoa[0].data.first.value",
     ),
+    case(
+        "wechatoa-flat-appid-not-string",
+        with_msg("wechatoa", changed(DOC_WECHATOA_TEMPLATE, appid=12345)),
+        "msg_wechatoa[0].appid",
+    ),
+    case(
+        "wechatoa-flat-pagepath-not-string",
+        with_msg("wechatoa", changed(DOC_WECHATOA_SUBSCRIPTION, pagepath=["index"])),
+        "msg_wechatoa[0].pagepath",
+    ),
     # msg_wechatmp
     case(
         "wechatmp-template_id-missing",
@@ -152,11 +176,6 @@ INVALID = [
         with_msg("sms", changed(DOC_SMS_JSMS, temp_id=0)),
         "msg_sms[0].temp_id",
         1015095,
-    ),
-    case(
-        "sms-temp_para-missing",
-        with_msg("sms", changed(DOC_SMS_JSMS, temp_para=DROP)),
-        "msg_sms[0].temp_para",
     ),
     case(
         "sms-temp_para-not-object",
@@ -227,5 +246,19 @@ INVALID = [
         "dingtalk-msgtype-unknown",
         with_msg("dingtalk_cc", {"msg": {"msgtype": "fax", "fax": {}}}),
         "msg_dingtalk_cc[0].msg.msgtype",
+    ),
+    # DingTalk's own work-notice types that neither the page nor the Go SDK lists.
+    *(
+        case(
+            f"dingtalk-{msgtype}-undocumented",
+            with_msg("dingtalk_cc", {"msg": {"msgtype": msgtype, msgtype: {"title": "t"}}}),
+            "msg_dingtalk_cc[0].msg.msgtype",
+        )
+        for msgtype in ("markdown", "action_card", "link", "oa", "image", "voice", "file")
+    ),
+    case(
+        "dingtalk-text-not-object",
+        with_msg("dingtalk_cc", {"msg": {"msgtype": "text", "text": "test"}}),
+        "msg_dingtalk_cc[0].msg.text",
     ),
 ]

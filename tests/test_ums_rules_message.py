@@ -33,6 +33,13 @@ INVALID = [
         "msg_wechatwk_linkedcorp",
     ),
     case("unknown-audience", changed(BASE, aud_fax=["x"]), "aud_fax"),
+    # 5G messaging is a callback sender only: no page or SDK sends on it.
+    case("no-5g-channel", changed(BASE, msg_5g=[{"content": "x"}]), "msg_5g"),
+    case(
+        "no-5g-audience",
+        {"aud_5g": [{"data": ["13800000000"]}], "msg_sms": [{"content": "x"}]},
+        "aud_5g",
+    ),
     case("template-field-in-normal-send", changed(BASE, template_id=1), "template_id"),
     # rule_id
     case("rule_id-string", changed(BASE, rule_id="1001"), "rule_id"),

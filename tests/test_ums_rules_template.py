@@ -8,6 +8,7 @@ import pytest
 from tests.ums_examples import (
     DOC_APP,
     DOC_SMS_JSMS,
+    DOC_TEMPLATE_REQUEST,
     DROP,
     TEMPLATE_BASE,
     case,
@@ -17,6 +18,17 @@ from tests.ums_examples import (
 
 VALID = [
     pytest.param("template_sent", TEMPLATE_BASE, id="template-sent"),
+    pytest.param("template_sent", DOC_TEMPLATE_REQUEST, id="doc-template-request"),
+    # The Go SDK leaves template_para out when no variables are given; the page marks it
+    # required: both pass.
+    pytest.param(
+        "template_sent", changed(TEMPLATE_BASE, template_para=DROP), id="template-without-para"
+    ),
+    pytest.param(
+        "template_broadcast",
+        changed(TEMPLATE_BASE, aud_userid=DROP, template_para={}),
+        id="template-broadcast-empty-para",
+    ),
     pytest.param(
         "template_sent",
         changed(
@@ -75,6 +87,12 @@ INVALID = [
     case(
         "template-para-not-object",
         changed(TEMPLATE_BASE, template_para=["x"]),
+        "template_para",
+        kind="template_sent",
+    ),
+    case(
+        "template-para-string",
+        changed(TEMPLATE_BASE, template_para='{"user": "x"}'),
         "template_para",
         kind="template_sent",
     ),

@@ -51,6 +51,31 @@ VALID = [
         ),
         id="wechatwk-news-miniprogram-jump",
     ),
+    # safe 2 (inside the corp only) is in the page's tables of these two types.
+    pytest.param(
+        "sent",
+        with_msg("wechatwk", changed(DOC_WECHATWK_MPNEWS, safe=2)),
+        id="wechatwk-mpnews-safe-2",
+    ),
+    pytest.param(
+        "sent",
+        with_msg("wechatwk", changed(DOC_WECHATWK_MINIPROGRAM, safe=2)),
+        id="wechatwk-miniprogram-safe-2",
+    ),
+    # As the Go SDK sends an entry: safe and enable_duplicate_check always, 0 included.
+    pytest.param(
+        "sent",
+        with_msg(
+            "wechatwk",
+            {
+                "msgtype": "image",
+                "image": {"media_id": "m"},
+                "safe": 0,
+                "enable_duplicate_check": 0,
+            },
+        ),
+        id="wechatwk-sdk-zero-flags",
+    ),
 ]
 
 
@@ -74,6 +99,28 @@ INVALID = [
         "msg_wechatwk[0].duplicate_check_interval",
     ),
     case("wechatwk-safe-3", wk(safe=3), "msg_wechatwk[0].safe"),
+    *(
+        case(
+            f"wechatwk-{name}-safe-2",
+            with_msg("wechatwk", changed(doc, safe=2)),
+            "msg_wechatwk[0].safe",
+        )
+        for name, doc in (
+            ("text", DOC_WECHATWK_TEXT),
+            ("image", DOC_WECHATWK_IMAGE),
+            ("file", DOC_WECHATWK_FILE),
+            ("news", DOC_WECHATWK_NEWS),
+        )
+    ),
+    # WeCom's own types that neither the page nor the Go SDK lists.
+    *(
+        case(
+            f"wechatwk-{msgtype}-undocumented",
+            with_msg("wechatwk", {"msgtype": msgtype, msgtype: {"title": "t"}}),
+            "msg_wechatwk[0].msgtype",
+        )
+        for msgtype in ("textcard", "markdown", "voice", "video", "template_card")
+    ),
     case(
         "wechatwk-duplicate-check-2",
         wk(enable_duplicate_check=2),

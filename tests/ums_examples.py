@@ -241,6 +241,16 @@ DOC_ALL_CONTENTS: dict[str, Any] = {
     "msg_wechatwk": [DOC_WECHATWK_TEXT],
 }
 
+# --- the example of UMS's page 模板消息发送 v1 (Template message sending v1) --------
+# Its request example up to rule_id (the option that follows is the ordinary page's).
+DOC_TEMPLATE_REQUEST: dict[str, Any] = {
+    "aud_userid": ["user1", "user2"],
+    "template_id": 10001,
+    "template_para": {"user": "xxx", "url": "xxx"},
+    "app_para": {"platform": "ios", "time_to_live": 9999, "apns_production": True},
+    "rule_id": 1001,
+}
+
 # Small valid targeted sends, ordinary and template, that a failing case changes one
 # thing in.
 BASE: dict[str, Any] = {"aud_userid": ["user1"], "msg_sms": [DOC_SMS_JSMS]}

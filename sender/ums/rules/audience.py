@@ -22,7 +22,10 @@ quote the same page in Chinese:
   its own, so going over it answers 4004 (invalid parameter).
 - Custom channel ids and user targets cannot be in one message. With custom ids each
   ``aud_xxx`` needs its ``msg_xxx`` and each ``msg_xxx`` its ``aud_xxx``; linked-corp
-  users share ``msg_wechatwk`` with the corp's own users.
+  users share ``msg_wechatwk`` with the corp's own users. Tags, userids and a segment
+  together are not forbidden, and the SDK's own template example
+  (``examples/jums/apiv1_test.go``) sends all three in one body.
+- The SDK leaves ``instance`` out when empty (``omitempty``); ``data`` it always sends.
 """
 
 from __future__ import annotations

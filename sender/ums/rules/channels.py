@@ -2,20 +2,23 @@
 
 A message's ``msg_xxx`` keys choose the channels it goes to; each is an array of entries
 in that channel's own format. From UMS's page 普通消息发送 v1 (Ordinary message
-sending v1), section "msg_xxx: message content", unless said otherwise:
+sending v1), section "msg_xxx: message content", checked against the message structs of
+the public Go SDK cavlabs/jiguang-sdk-go (``api/jums/message``). Where the page and the
+SDK agree, the rule follows them; where they disagree, both readings pass:
 
 - ``msg_app``: UMS hands App content to JPush, so an entry is a JPush push payload;
   the page lists ``callback``, ``audience`` and ``voip`` as unsupported there.
   ``platform`` is required (missing: business code 1015084) and is ``"all"`` or an
-  array from android, ios, quickapp and hmos, the JPush platforms of the Go SDK
-  cavlabs/jiguang-sdk-go (``api/jpush/device/platform``); any other value answers
-  1015085. A ``notification``, a ``message`` (with ``msg_content``) or a
-  ``live_activity`` is required; ``options.time_to_live`` is whole seconds and
-  ``options.apns_production`` a bool.
+  array from android, ios, quickapp and hmos, the push platforms of the SDK
+  (``api/jpush/push/send``); any other value answers 1015085. A ``notification``, a
+  ``message`` (with ``msg_content``) or a ``live_activity`` is required;
+  ``options.time_to_live`` is whole seconds and ``options.apns_production`` a bool.
 - ``msg_wechatoa`` (WeChat official account): ``type`` 0 (template message, jumps to
   ``url``) or 1 (subscription notice, jumps to ``page``); ``template_id`` and ``data``
   (``{"key": {"value": any, "color"?: str}}``) required; optional ``miniprogram``
-  ``{appid, pagepath}`` and ``color``.
+  ``{appid, pagepath}`` and ``color``. The page's tables list ``appid`` and
+  ``pagepath`` as rows of their own and the SDK's structs carry them flat beside
+  ``miniprogram`` too, so flat strings pass as well.
 - ``msg_wechatmp`` (WeChat mini program): ``template_id`` and ``data`` required;
   optional ``page``, ``miniprogram_state`` (developer, trial or formal) and ``lang``
   (zh_CN, en_US, zh_HK or zh_TW).
@@ -24,17 +27,24 @@ sending v1), section "msg_xxx: message content", unless said otherwise:
   characters) and the template's ``keyword1``..``keywordN``, ``first`` and ``remark``
   slots, each ``{value (at most 128), color}``.
 - ``msg_sms``: a JSMS template SMS, ``temp_id`` (a positive integer; otherwise
-  1015095, illegal JSMS template id), ``temp_para`` (an object) and an optional
-  ``sign_id``; or, for an SMS channel connected over CMPP, the text ``content``.
+  1015095, illegal JSMS template id), an optional ``temp_para`` (an object) and an
+  optional ``sign_id``; or, for an SMS channel connected over CMPP, the text
+  ``content``. The page marks ``temp_para`` required, but it defers to JSMS's own
+  page 短信发送 API for the entry, and the SDK (its ``JSMS`` struct, and its JSMS
+  client's ``MessageSendParam``) marks it optional and leaves it out when a template
+  has no variables: a body without it passes. ``sign_id`` is a string on the page,
+  an integer in the SDK: both pass.
 - ``msg_email``: ``subject`` and ``text`` (HTML allowed) required; ``files`` lists
   attachment URLs, uploaded through UMS's material API or any URL UMS can reach.
-- ``msg_dingtalk_cc`` (DingTalk work notice): the page documents the text message,
-  ``{"msg": {"msgtype": "text", "text": {"content": ...}}}``.
+- ``msg_dingtalk_cc`` (DingTalk work notice): the page documents one type, the text
+  message, ``{"msg": {"msgtype": "text", "text": {"content": ...}}}``, and the SDK
+  knows only ``text`` (``DingtalkCCMsg.Validate`` refuses any other), so every other
+  ``msgtype`` is refused.
 - ``msg_wechatwk`` (WeCom): see :mod:`sender.ums.rules.wechatwk`.
 
-Where the page leaves a point open, a rule accepts rather than refuses, so the emulator
-never turns away a message the real UMS takes; each such place says so. Failures without
-a code named above answer 4004 (invalid parameter).
+Where neither the page nor the SDK settles a point, a rule accepts rather than refuses,
+so the emulator never turns away a message the real UMS takes; each such place says
+so. Failures without a code named above answer 4004 (invalid parameter).
 """
 
 from __future__ import annotations
@@ -137,6 +147,8 @@ def _check_wechatoa(entry: Mapping[str, Any], path: str) -> None:
     optional_string(entry, "url", path)
     optional_string(entry, "page", path)
     optional_string(entry, "color", path)
+    optional_string(entry, "appid", path)
+    optional_string(entry, "pagepath", path)
     if present(entry, "miniprogram"):
         jump = as_object(entry["miniprogram"], join(path, "miniprogram"))
         optional_string(jump, "appid", join(path, "miniprogram"))
@@ -189,7 +201,8 @@ def _check_sms(entry: Mapping[str, Any], path: str) -> None:
                 "must be a positive integer JSMS template id",
                 SMS_TEMPLATE_ID_ILLEGAL,
             )
-        as_object(required(entry, "temp_para", path), join(path, "temp_para"))
+        if present(entry, "temp_para"):
+            as_object(entry["temp_para"], join(path, "temp_para"))
         # The page types sign_id as a string ("1"), the Go SDK as an int: take both.
         if present(entry, "sign_id") and not (
             is_int(entry["sign_id"]) or isinstance(entry["sign_id"], str)
@@ -210,24 +223,16 @@ def _check_email(entry: Mapping[str, Any], path: str) -> None:
                 fail(f"{path}.files[{i}]", "must be a URL string")
 
 
-# The page documents only "text"; DingTalk's other work-notice types share the
-# msg.<msgtype> body layout, so they are accepted with that shape check only.
-_DINGTALK_OTHER_TYPES: Final = frozenset(
-    {"image", "voice", "file", "link", "oa", "markdown", "action_card"}
-)
-
-
 def _check_dingtalk_cc(entry: Mapping[str, Any], path: str) -> None:
     msg_path = join(path, "msg")
     msg = as_object(required(entry, "msg", path), msg_path)
     msgtype = as_string(required(msg, "msgtype", msg_path), join(msg_path, "msgtype"))
-    if msgtype == "text":
-        text = as_object(required(msg, "text", msg_path), join(msg_path, "text"))
-        as_string(required(text, "content", join(msg_path, "text")), join(msg_path, "text.content"))
-    elif msgtype in _DINGTALK_OTHER_TYPES:
-        as_object(required(msg, msgtype, msg_path), join(msg_path, msgtype))
-    else:
-        fail(join(msg_path, "msgtype"), f"unknown DingTalk message type {msgtype!r}")
+    if msgtype != "text":
+        fail(
+            join(msg_path, "msgtype"), f"must be 'text' (the one documented type), got {msgtype!r}"
+        )
+    text = as_object(required(msg, "text", msg_path), join(msg_path, "text"))
+    as_string(required(text, "content", join(msg_path, "text")), join(msg_path, "text.content"))
 
 
 # One rule per channel: msg_xxx -> the check of one entry of its array.

@@ -1,23 +1,27 @@
 """validate_message: the whole body of a UMS send, checked the way UMS would check it.
 
-From UMS's pages 普通消息发送 v1 (Ordinary message sending v1) and 模板消息 (Template
-messages), the business codes from 业务返回码 (Business return codes):
+From UMS's pages 普通消息发送 v1 (Ordinary message sending v1) and 模板消息发送 v1
+(Template message sending v1), checked against the send parameters of the public Go SDK
+cavlabs/jiguang-sdk-go (``api/jums/v1_*send.go``); the business codes from 业务返回码
+(Business return codes):
 
 - Beside its targets (``aud_xxx``, :mod:`.audience`) and its content, a body may hold
   ``rule_id``, ``option`` and ``callback``; any other key, an unknown ``msg_xxx`` or
   ``aud_xxx`` too, answers 4004 (invalid parameter), like every failure here without
-  a code of its own.
+  a code of its own. Neither the pages nor the SDK have a 5G messaging channel to send
+  on (5G appears only as a callback ``sender``), so ``msg_5g`` is unknown too.
 - An ordinary send (``/v1/sent``, ``/v1/broadcast``) carries its content as
   ``msg_xxx`` channel arrays (:mod:`.channels`), at least one.
 - A template send (``/v1/template/sent``, ``/v1/template/broadcast``) sends a template
-  made in the console: ``template_id`` (a positive integer, int64 in the Go SDK
-  cavlabs/jiguang-sdk-go), ``template_para`` (the variables, one set for every channel
-  of the template; the page marks it required, the SDK optional, and a template
-  without variables needs none, so it is optional here) and ``app_para``, needed when
-  the template has the APP channel: ``platform`` (required, else 1015084; ``"all"`` or
-  from android, ios, quickapp and web, else 1015085), ``time_to_live`` (seconds,
-  default one day, at most 10 days) and ``apns_production`` (a bool). Any ``msg_xxx``
-  in a template send answers 1015094.
+  made in the console: ``template_id`` (a positive integer, int64 in the SDK),
+  ``template_para`` (the variables, one set for every channel of the template) and
+  ``app_para``, needed when the template has the APP channel: ``platform`` (required,
+  else 1015084; ``"all"``, one platform as in the page's example, or an array, from
+  android, ios, quickapp and web, else 1015085), ``time_to_live`` (seconds, default one
+  day, at most 10 days) and ``apns_production`` (a bool). Any ``msg_xxx`` in a template
+  send answers 1015094. The page marks ``template_para`` required; the SDK marks it
+  optional and leaves it out when no variables are given, so a body without it passes,
+  and one with it must hold an object.
 - ``rule_id``: a send strategy (fallback) made in the console; 0 or left out sends on
   every channel at once. It has no effect with custom channel ids.
 - ``option``: ``sendno`` (echoed in the answer), ``owner`` (the submitter, needed when
@@ -60,7 +64,7 @@ MAX_APP_TTL_SECONDS: Final = 10 * 24 * 3600
 
 _COMMON_KEYS: Final = frozenset({"rule_id", "option", "callback"})
 _TEMPLATE_KEYS: Final = frozenset({"template_id", "template_para", "app_para"})
-# The template app_para platforms, as the Go SDK lists them: web, and no hmos.
+# The template app_para platforms, as the SDK's AppParams lists them: web, and no hmos.
 _APP_PARA_PLATFORMS: Final = frozenset({"android", "ios", "quickapp", "web"})
 
 

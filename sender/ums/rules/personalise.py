@@ -2,11 +2,11 @@
 ``{name}`` placeholders and each recipient's values.
 
 UMS sends one content to every target of a request (普通消息发送 v1 / Ordinary message
-sending v1), and a template send carries one ``template_para`` per request (模板消息 /
-Template messages). A content
-personalised per recipient is therefore rendered here, and the recipients whose
-rendered content is identical are sent together in one message: ``aud_userid`` or one
-custom channel's ids, the two kinds of target that name single recipients.
+sending v1), and a template send carries one ``template_para`` per request (模板消息发送
+v1 / Template message sending v1). A content personalised per recipient is therefore
+rendered here, and the recipients whose rendered content is identical are sent together
+in one message: ``aud_userid`` or one custom channel's ids, the two kinds of target that
+name single recipients.
 """
 
 from __future__ import annotations

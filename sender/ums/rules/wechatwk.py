@@ -1,10 +1,12 @@
 """The rules of ``msg_wechatwk``: WeCom (企业微信) application messages.
 
-From UMS's page 普通消息发送 v1 (Ordinary message sending v1), section "msg_wechatwk":
+From UMS's page 普通消息发送 v1 (Ordinary message sending v1), section "msg_wechatwk",
+checked against the public Go SDK cavlabs/jiguang-sdk-go (``api/jums/message``, the
+``Wechatwk`` struct):
 
 - Six message types, named by ``msgtype``, whose body sits under the key of the same
-  name (``{"msgtype": "text", "text": {"content": ...}}``, as in the page's examples
-  and WeCom's own API; the page's tables list the body fields flat):
+  name (``{"msgtype": "text", "text": {"content": ...}}``, as in the page's examples,
+  the SDK's struct and WeCom's own API; the page's tables list the body fields flat):
   ``text``: ``content``, at most 2048 bytes; ``image`` and ``file``: ``media_id``;
   ``news``: 1-8 ``articles``, each a ``title`` (at most 128 bytes), optional
   ``description`` (512 bytes), ``url`` (2048 bytes) and ``picurl``, and a mini program
@@ -14,12 +16,13 @@ From UMS's page 普通消息发送 v1 (Ordinary message sending v1), section "ms
   ``content_source_url``; ``miniprogram_notice``: ``appid`` and ``title``, optional
   ``page``, ``description``, ``emphasis_first_item`` and at most 10 ``content_item``
   ``{key, value}`` pairs.
-- The page says the supported types "include" these, so WeCom's other types (voice,
-  video, textcard, markdown, template_card) are let through with their body object
-  only.
-- Beside the body: ``safe`` 0 (shareable), 1 (watermarked) or 2 (inside the corp only);
-  ``enable_duplicate_check`` 0 or 1; ``duplicate_check_interval`` in seconds, default
-  1800, at most 4 hours.
+- No other type: the page lists these six, and the SDK has a constant for each and
+  refuses any other ``msgtype`` (``Wechatwk.Validate``). WeCom's own API has more
+  (textcard, markdown, voice, video, template_card); UMS documents none of them.
+- Beside the body: ``safe`` 0 (shareable) or 1 (watermarked), and for ``mpnews`` and
+  ``miniprogram_notice`` also 2 (inside the corp only): the page's tables give 2 for
+  those two types only, the SDK 0 or 1 for every type. ``enable_duplicate_check`` 0 or
+  1; ``duplicate_check_interval`` in seconds, default 1800, at most 4 hours.
 - Users of linked corps (``aud_wechatwk_linkedcorp``) get the same ``msg_wechatwk``.
 
 Every failure here answers business code 4004 (invalid parameter).
@@ -118,10 +121,6 @@ def _miniprogram_notice(body: Mapping[str, Any], path: str) -> None:
             as_string(required(pair, "value", at), join(at, "value"), allow_empty=True)
 
 
-def _body_object(body: Mapping[str, Any], path: str) -> None:
-    """WeCom's other message types: the page documents none of their fields."""
-
-
 _BODIES: Final[Mapping[str, Callable[[Mapping[str, Any], str], None]]] = {
     "text": _text,
     "image": _media,
@@ -129,12 +128,9 @@ _BODIES: Final[Mapping[str, Callable[[Mapping[str, Any], str], None]]] = {
     "news": _news,
     "mpnews": _mpnews,
     "miniprogram_notice": _miniprogram_notice,
-    "voice": _body_object,
-    "video": _body_object,
-    "textcard": _body_object,
-    "markdown": _body_object,
-    "template_card": _body_object,
 }
+# The types whose table on the page lets safe be 2 (shared inside the corp only).
+_CORP_ONLY_TYPES: Final = frozenset({"mpnews", "miniprogram_notice"})
 
 
 def check_wechatwk(entry: Mapping[str, Any], path: str) -> None:
@@ -146,7 +142,8 @@ def check_wechatwk(entry: Mapping[str, Any], path: str) -> None:
     body = as_object(required(entry, msgtype, path), join(path, msgtype))
     check_body(body, join(path, msgtype))
     if present(entry, "safe"):
-        as_integer(entry["safe"], join(path, "safe"), choices=(0, 1, 2))
+        safe = (0, 1, 2) if msgtype in _CORP_ONLY_TYPES else (0, 1)
+        as_integer(entry["safe"], join(path, "safe"), choices=safe)
     if present(entry, "enable_duplicate_check"):
         as_integer(
             entry["enable_duplicate_check"], join(path, "enable_duplicate_check"), choices=(0, 1)
