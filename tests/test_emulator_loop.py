@@ -182,6 +182,32 @@ def test_nothing_is_lost_while_the_receiver_is_down(database_url: str, tmp_path:
     assert endpoint["verification"]["attempts"] == 1  # verified once, before the outage
 
 
+def test_a_receiver_still_starting_gets_every_callback(database_url: str, tmp_path: Path) -> None:
+    # The send goes out before `umstrack serve` answers: its URL check fails until the
+    # receiver is up, and the batch waits for it under the retry rules.
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callbacks/ums"
+    message = {"aud_userid": [f"user{i}" for i in range(5)], "msg_sms": SMS}
+    with (
+        open(tmp_path / "serve.log", "w") as log,
+        Emulator(config(retry_interval=0.2, max_retries=300)) as em,  # a minute of retries
+        UmsClient(CHANNEL, SECRET, em.url, callback_url=callback) as ums,
+    ):
+        msgid = ums.send(message).msgid
+        deadline = time.monotonic() + 10
+        while em.state()["batches"]["failed_unverified"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert em.state()["batches"]["failed_unverified"] >= 1
+        with running_server(receiver_env(database_url), output=log, port=port) as base:
+            assert em.wait_idle(30), em.pending()
+            check_receiver_has_exactly(em, base, [msgid])
+
+    [endpoint] = em.state()["callbacks"]
+    assert endpoint["verification"]["state"] == "verified"
+    assert endpoint["batches"]["acknowledged"] == 1 and endpoint["batches"]["dropped"] == 0
+    assert endpoint["answers"] == {"200": 1}  # nothing was posted before the check passed
+
+
 # --------------------------------------------------------------------------- withdraw
 
 
