@@ -26,9 +26,9 @@ from typing import IO, Any, Final
 
 log = logging.getLogger(__name__)
 
-# gunicorn's graceful stop lets kept-alive connections linger 2 s; past this, the
-# server's whole process group is killed.
-STOP_GRACE_SECONDS: Final = 3.0
+# gunicorn's graceful stop lets kept-alive connections linger 2 s, and its arbiter sees a
+# signal within 1 s; past this, the server's whole process group is killed.
+STOP_GRACE_SECONDS: Final = 4.0
 
 
 class Stopped(Exception):
@@ -59,18 +59,25 @@ def running_server(
         # every worker.
         start_new_session=True,
     )
+    answered = False
     try:
         wait_until_healthy(port, process, stop=stop)
+        answered = True
         yield f"http://127.0.0.1:{port}"
     finally:
-        stop_server(process)
+        stop_server(process, quick=answered)
 
 
-def stop_server(process: subprocess.Popen[Any], grace: float = STOP_GRACE_SECONDS) -> None:
-    """Stop a server started by :func:`running_server`: SIGTERM (gunicorn's graceful
-    stop), SIGKILL to its process group after ``grace`` s; no process of it is left."""
+def stop_server(
+    process: subprocess.Popen[Any], *, quick: bool = False, grace: float = STOP_GRACE_SECONDS
+) -> None:
+    """Stop a server started like :func:`running_server` does it: SIGTERM, gunicorn's
+    graceful stop, or with ``quick`` SIGINT, its quick one; SIGKILL to its process group
+    after ``grace`` s. No process of it is left."""
     if process.poll() is None:
-        process.terminate()
+        # SIGINT only once gunicorn answers: before, it may be a Python still starting,
+        # which SIGTERM ends without a word and SIGINT with a traceback.
+        process.send_signal(signal.SIGINT if quick else signal.SIGTERM)
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:

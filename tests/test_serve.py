@@ -141,7 +141,7 @@ def test_serve_says_once_when_it_answers(unmigrated_url, host, shown):
         )
         assert stored.json()["stored"] == 9
     finally:
-        stop_server(process)
+        stop_server(process, quick=True)
         reader.join()
         process.stderr.close()
     seen += list(lines.queue)
