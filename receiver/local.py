@@ -26,9 +26,12 @@ from typing import IO, Any, Final
 
 log = logging.getLogger(__name__)
 
-# gunicorn's graceful stop lets kept-alive connections linger 2 s, and its arbiter sees a
-# signal within 1 s; past this, the server's whole process group is killed.
+# gunicorn's arbiter sees a signal within 1 s, and a graceful stop lets kept-alive
+# connections linger 2 s; past this, the server's whole process group is killed.
 STOP_GRACE_SECONDS: Final = 4.0
+# A server stopped before it answered has served nothing; and a worker still booting
+# may miss the SIGTERM its arbiter passes on, so that only SIGKILL ends it.
+UNSTARTED_GRACE_SECONDS: Final = 1.0
 
 
 class Stopped(Exception):
@@ -65,7 +68,10 @@ def running_server(
         answered = True
         yield f"http://127.0.0.1:{port}"
     finally:
-        stop_server(process, quick=answered)
+        if answered:
+            stop_server(process, quick=True)
+        else:
+            stop_server(process, grace=UNSTARTED_GRACE_SECONDS)
 
 
 def stop_server(
