@@ -72,7 +72,7 @@ def test_demo_runs_the_whole_loop(
 # samples going out, the report just printed, serving (with a connection kept alive).
 MOMENTS = {
     "receiver starting": r"^starting the receiver",
-    "sending": r"^UMS accepted ",
+    "sending": r"^accepted sent from ",  # the emulator took the first sample
     "report printed": r"^app push \(send ",
     "serving": r"umstrack status <msgid>$",
 }
