@@ -1,14 +1,19 @@
 """``umstrack demo``: the whole loop on one machine, for a newcomer.
 
-Starts the receiver (gunicorn, SQLite) and the UMS emulator on free loopback
-ports, sends sample messages through the real sender (one per channel kind, one
-personalised, one big enough to be split), waits for the status callbacks and
-reports each message's target statuses and the URL of its timeline.
+Starts the receiver (gunicorn, SQLite) and the UMS emulator on free ports of 127.0.0.1,
+sends sample messages through the real sender (one per channel kind, one personalised,
+one big enough to be split), waits for the status callbacks and reports each message's
+target statuses and the URL of its timeline. The read API takes a token made for the
+run. A stop asked for at any step (the ``stop`` event) ends the demo within seconds,
+with both servers stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -19,7 +24,7 @@ import requests
 
 from receiver.config import Settings, normalize_database_url
 from receiver.db import make_engine, migrate
-from receiver.local import running_server
+from receiver.local import Stopped, running_server
 from sender.emulator import Emulator, EmulatorConfig
 from sender.ums.protocol import STATUSES
 
@@ -31,10 +36,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "demochannel0000000000000a"
 SECRET = "demosecret0000000000000000"
-TOKEN = "demo-token"
 DEFAULT_DATABASE = "umstrack-demo.db"
 DEFAULT_SEED = 7
 TIMEOUT = (2.0, 10.0)
+CALLBACK_WAIT_SECONDS = 60
 
 
 def samples() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -120,39 +125,55 @@ def samples() -> Iterator[tuple[str, dict[str, Any]]]:
 
 @dataclass(frozen=True)
 class Demo:
-    """A demo under way: where the receiver serves, its database, what the sends came to."""
+    """A demo under way: where the receiver and the emulator serve, the read API's token,
+    the database, what the sends came to."""
 
     receiver: str  # base URL
+    emulator: str  # base URL
+    token: str  # bearer token of the read API, made for this run
     database_url: str
     report: str  # each sample's messages: summary counts and the timeline URL
 
     def hint(self) -> str:
         """What to try while the demo serves on."""
         return (
-            f"\nServing on {self.receiver} (Ctrl-C stops). Try:\n"
-            f"  curl -H 'Authorization: Bearer {TOKEN}' {self.receiver}/api/messages\n"
+            f"\nServing on {self.receiver}, the UMS emulator on {self.emulator} "
+            "(127.0.0.1 only; Ctrl-C stops). Try:\n"
+            f"  curl -H 'Authorization: Bearer {self.token}' {self.receiver}/api/messages\n"
+            f"  curl {self.emulator}/_emulator/state\n"
             f"  DATABASE_URL={self.database_url} umstrack status <msgid>"
         )
 
 
 @contextmanager
-def running_demo(*, database_url: str | None = None, seed: int = DEFAULT_SEED) -> Iterator[Demo]:
-    """Start the emulator and the receiver, send the samples and wait for their
-    callbacks; both serve on until the ``with`` block ends."""
+def running_demo(
+    *,
+    database_url: str | None = None,
+    seed: int = DEFAULT_SEED,
+    stop: threading.Event | None = None,
+) -> Iterator[Demo]:
+    """Start the receiver and the emulator, send the samples and wait for their
+    callbacks; both serve on until the ``with`` block ends. ``stop`` set before that
+    raises :class:`receiver.local.Stopped`, after stopping both."""
+    stop = stop or threading.Event()
     database_url = _fresh_database(database_url)
+    token = secrets.token_urlsafe(16)
     channels = {CHANNEL: SECRET}
     config = EmulatorConfig(channels=channels, flush_interval=0.5, retry_interval=2.0, seed=seed)
     with ExitStack() as stack:
-        emulator = stack.enter_context(Emulator(config))
         env = {
             "DATABASE_URL": database_url,
             "UMS_CHANNELS": f"{CHANNEL}:{SECRET}",
-            "API_TOKENS": TOKEN,
+            "API_TOKENS": token,
             "WEB_CONCURRENCY": "2",
             "GUNICORN_ACCESSLOG": "",
         }
-        receiver = stack.enter_context(running_server(env))
-        log.info("receiver %s, UMS emulator %s, database %s", receiver, emulator.url, database_url)
+        log.info("starting the receiver and the UMS emulator (database %s)", database_url)
+        receiver = stack.enter_context(running_server(env, stop=stop))
+        # Entered after the receiver, so stopped before it: no callback goes to a
+        # receiver on its way out.
+        emulator = stack.enter_context(Emulator(config))
+        log.info("receiver %s, UMS emulator %s", receiver, emulator.url)
         engine = make_engine(Settings(database_url=database_url))
         stack.callback(engine.dispose)
         sender = UmsSender(
@@ -161,10 +182,31 @@ def running_demo(*, database_url: str | None = None, seed: int = DEFAULT_SEED) -
             api_base=emulator.url,
             callback_url=f"{receiver}/callbacks/ums",
         )
-        sent = [(title, sender.send(parse_request(body))) for title, body in samples()]
-        if not emulator.wait_idle(60):
-            log.warning("not every callback was delivered within 60 s")
-        yield Demo(receiver, database_url, _report(receiver, sent))
+        sent = []
+        for title, body in samples():
+            _go_on_unless(stop)
+            sent.append((title, sender.send(parse_request(body))))
+        _wait_for_callbacks(emulator, stop)
+        _go_on_unless(stop)
+        report = _report(receiver, token, sent)
+        yield Demo(receiver, emulator.url, token, database_url, report)
+
+
+def _go_on_unless(stop: threading.Event) -> None:
+    """Raise Stopped when a stop was asked for: the demo's steps look between them."""
+    if stop.is_set():
+        raise Stopped("the demo was stopped")
+
+
+def _wait_for_callbacks(emulator: Emulator, stop: threading.Event) -> None:
+    """Wait until the emulator has delivered everything, a stop or the time limit."""
+    deadline = time.monotonic() + CALLBACK_WAIT_SECONDS
+    # Short waits: a stop is seen within a quarter of a second.
+    while not emulator.wait_idle(0.25):
+        _go_on_unless(stop)
+        if time.monotonic() >= deadline:
+            log.warning("not every callback was delivered within %d s", CALLBACK_WAIT_SECONDS)
+            return
 
 
 def _fresh_database(url: str | None) -> str:
@@ -179,11 +221,11 @@ def _fresh_database(url: str | None) -> str:
     return url
 
 
-def _report(receiver: str, sent: list[tuple[str, UmsOutcome]]) -> str:
+def _report(receiver: str, token: str, sent: list[tuple[str, UmsOutcome]]) -> str:
     """Each sample's messages: summary counts and the timeline URL."""
     lines = []
     with requests.Session() as http:
-        http.headers["Authorization"] = f"Bearer {TOKEN}"
+        http.headers["Authorization"] = f"Bearer {token}"
         for title, outcome in sent:
             lines.append(f"\n{title} (send {outcome.send_id}, {len(outcome.msgids)} message(s))")
             for msgid in outcome.msgids:

@@ -1,7 +1,13 @@
-"""Gunicorn settings for the web dyno (``gunicorn -c python:receiver.gunicorn_config``)."""
+"""Gunicorn settings for the web dyno (``gunicorn -c python:receiver.gunicorn_config``).
+
+Once the first worker has loaded the app (migrations were applied before gunicorn
+started), the log says ``umstrack: ready on <URL>``, once, so that a person or a script
+knows the service answers.
+"""
 
 import multiprocessing
 import os
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Heroku sets WEB_CONCURRENCY to suit the dyno size.
@@ -16,3 +22,33 @@ errorlog = "-"
 # gunicorn 27's control socket sits at one path per user: several servers on one
 # machine (tests, bench) would fight over it, and the platform manages us by signals.
 control_socket_disable = True
+
+# The read end of a pipe holding one byte, made before the workers are forked: the
+# worker that reads the byte is the first ready, and the others find the pipe empty.
+_ready_token: int | None = None
+
+
+def when_ready(server: Any) -> None:
+    """Leave the one "ready" byte for the workers about to be forked."""
+    global _ready_token
+    read_end, write_end = os.pipe()
+    os.write(write_end, b".")
+    os.close(write_end)
+    _ready_token = read_end
+
+
+def post_worker_init(worker: Any) -> None:
+    """Say ``umstrack: ready on <URL>`` if this is the first worker ready to answer."""
+    if _ready_token is not None and os.read(_ready_token, 1):
+        worker.log.info("umstrack: ready on %s", ", ".join(_where(s) for s in worker.sockets))
+
+
+def _where(listener: Any) -> str:
+    """The URL a listening socket answers on; for every interface, the loopback one."""
+    address = listener.getsockname()
+    if isinstance(address, str):
+        return f"unix:{address}"
+    host, port = address[0], address[1]
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+    return url if local == host else f"{url} (listening on every interface)"

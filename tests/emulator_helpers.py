@@ -121,15 +121,22 @@ class Callbacks:
     """A callback URL on loopback that records what arrives and answers as scripted."""
 
     def __init__(
-        self, *, echo: bool = True, statuses: Sequence[int] = (), default: int = 200
+        self,
+        *,
+        echo: bool = True,
+        echoes: Sequence[bool] = (),
+        statuses: Sequence[int] = (),
+        default: int = 200,
+        port: int = 0,
     ) -> None:
         self.echo = echo
+        self.echoes = deque(echoes)  # whether the first URL checks are answered right, then `echo`
         self.statuses = deque(statuses)  # answers to the first POSTs, then `default`
         self.default = default
         self.gets: list[tuple[float, str | None, dict[str, list[str]]]] = []
         self.posts: list[Post] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -162,8 +169,9 @@ class Callbacks:
                 query = parse_qs(urlsplit(self.path).query)
                 with owner._lock:
                     owner.gets.append((time.monotonic(), self.headers["Authorization"], query))
+                    echo = owner.echoes.popleft() if owner.echoes else owner.echo
                 echostr = query.get("echostr", [""])[0]
-                self._reply(200, (echostr if owner.echo else "not-the-echostr").encode())
+                self._reply(200, (echostr if echo else "not-the-echostr").encode())
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -3,12 +3,7 @@ real receiver (gunicorn) and its read API; faults, an outage and a withdraw incl
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +11,7 @@ import requests
 
 from receiver.config import Settings
 from receiver.db import make_engine
-from receiver.local import free_port, running_server, wait_until_healthy
+from receiver.local import free_port, running_server
 from receiver.sending.request import parse_request
 from receiver.sending.ums import UmsSender
 from receiver.status import RANK_BY_TYPE
@@ -158,23 +153,6 @@ def test_every_record_reaches_the_receiver_once_despite_faults(
 # --------------------------------------------------------------------------- receiver down
 
 
-@contextmanager
-def serve_on(port: int, env: dict[str, str], log: Any) -> Iterator[str]:
-    """``umstrack serve`` on a given port (running_server always picks a new one)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "receiver.cli", "serve"],
-        env={**os.environ, **env, "PORT": str(port)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_healthy(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 def test_nothing_is_lost_while_the_receiver_is_down(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     env = receiver_env(database_url)
@@ -185,7 +163,7 @@ def test_nothing_is_lost_while_the_receiver_is_down(database_url: str, tmp_path:
         Emulator(config(retry_interval=2.0, max_retries=3)) as em,
         UmsClient(CHANNEL, SECRET, em.url, callback_url=callback) as ums,
     ):
-        with serve_on(port, env, log):
+        with running_server(env, output=log, port=port):
             before = ums.send(message).msgid
             assert em.wait_idle(10)
         during = ums.send(message).msgid  # the receiver is down
@@ -193,7 +171,7 @@ def test_nothing_is_lost_while_the_receiver_is_down(database_url: str, tmp_path:
         while em.state()["batches"]["failed"] == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert em.state()["messages"][during]["pending"] > 0
-        with serve_on(port, env, log) as base:
+        with running_server(env, output=log, port=port) as base:
             assert em.wait_idle(20), em.pending()
             check_receiver_has_exactly(em, base, [before, during])
 
@@ -202,6 +180,32 @@ def test_nothing_is_lost_while_the_receiver_is_down(database_url: str, tmp_path:
     assert endpoint["batches"]["failed"] >= 1 and endpoint["batches"]["dropped"] == 0
     assert "ConnectionError" in endpoint["answers"]
     assert endpoint["verification"]["attempts"] == 1  # verified once, before the outage
+
+
+def test_a_receiver_still_starting_gets_every_callback(database_url: str, tmp_path: Path) -> None:
+    # The send goes out before `umstrack serve` answers: its URL check fails until the
+    # receiver is up, and the batch waits for it under the retry rules.
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/callbacks/ums"
+    message = {"aud_userid": [f"user{i}" for i in range(5)], "msg_sms": SMS}
+    with (
+        open(tmp_path / "serve.log", "w") as log,
+        Emulator(config(retry_interval=0.2, max_retries=300)) as em,  # a minute of retries
+        UmsClient(CHANNEL, SECRET, em.url, callback_url=callback) as ums,
+    ):
+        msgid = ums.send(message).msgid
+        deadline = time.monotonic() + 10
+        while em.state()["batches"]["failed_unverified"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert em.state()["batches"]["failed_unverified"] >= 1
+        with running_server(receiver_env(database_url), output=log, port=port) as base:
+            assert em.wait_idle(30), em.pending()
+            check_receiver_has_exactly(em, base, [msgid])
+
+    [endpoint] = em.state()["callbacks"]
+    assert endpoint["verification"]["state"] == "verified"
+    assert endpoint["batches"]["acknowledged"] == 1 and endpoint["batches"]["dropped"] == 0
+    assert endpoint["answers"] == {"200": 1}  # nothing was posted before the check passed
 
 
 # --------------------------------------------------------------------------- withdraw

@@ -1,16 +1,23 @@
-"""End to end: `umstrack serve` runs migrations and gunicorn; UMS posts over real HTTP."""
+"""End to end: `umstrack serve` runs migrations and gunicorn, says when it is ready; UMS
+posts over real HTTP."""
 
 from __future__ import annotations
 
 import json
+import os
+import queue
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from typing import IO
 
 import pytest
 import requests
 from sqlalchemy import create_engine
 
-from receiver.local import running_server
+from receiver.local import free_port, running_server, stop_server
 from sender.ums.protocol import STATUS_BY_TYPE
 from tests.conftest import TEST_DATABASE_URL, fresh_postgres_schema
 from tests.helpers import CHANNELS_ENV, basic_auth, events, nine_type_batch, record, targets
@@ -97,3 +104,52 @@ def test_two_gunicorn_workers_write_the_same_targets(served, unmigrated_url):
     assert len(current) == 50
     assert {STATUS_BY_TYPE[t.type] for t in current.values()} == {"clicked"}
     assert {t.event_count for t in current.values()} == {7}  # type 0 came twice: one event
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:{port}"),
+        ("0.0.0.0", "http://127.0.0.1:{port} (listening on every interface)"),
+    ],
+)
+def test_serve_says_once_when_it_answers(unmigrated_url, host, shown):
+    port = free_port()
+    env = {**os.environ, **CHANNELS_ENV, "DATABASE_URL": unmigrated_url, "WEB_CONCURRENCY": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "receiver.cli", "serve", "--host", host, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_read_lines, args=(process.stderr, lines))
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any("umstrack: ready on" in line for line in seen):
+            seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.01)))
+        # Said only once it answers: no retry, and the schema is there.
+        url = f"http://127.0.0.1:{port}"
+        assert requests.get(f"{url}/healthz", timeout=(2, 10)).status_code == 200
+        stored = requests.post(
+            f"{url}/callbacks/ums", json=nine_type_batch(9), headers=basic_auth(), timeout=(2, 10)
+        )
+        assert stored.json()["stored"] == 9
+    finally:
+        stop_server(process, quick=True)
+        reader.join()
+        process.stderr.close()
+    seen += list(lines.queue)
+    ready = [line.rstrip("\n") for line in seen if "umstrack: ready on" in line]
+    assert len(ready) == 1, seen  # two workers, one line
+    assert ready[0].endswith("umstrack: ready on " + shown.format(port=port))
+
+
+def _read_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line)

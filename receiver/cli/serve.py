@@ -21,14 +21,23 @@ log = logging.getLogger(__name__)
     "MAX_BODY_BYTES, SQLITE_BUSY_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and "
     "GUNICORN_ACCESSLOG.",
 )
+@click.option(
+    "--host",
+    default="0.0.0.0",
+    show_default=True,
+    help="Address to bind: 0.0.0.0 for every interface (a platform's web process), "
+    "127.0.0.1 for this machine only.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to bind (default $PORT or 8000).")
 @click.option("--workers", type=click.IntRange(min=1), help="Gunicorn workers ($WEB_CONCURRENCY).")
-def command(port: int | None, workers: int | None) -> None:
-    """Apply migrations, then serve the web app under gunicorn (SQLite by default)."""
+def command(host: str, port: int | None, workers: int | None) -> None:
+    """Apply migrations, then serve the web app under gunicorn (SQLite by default); the
+    line "umstrack: ready on URL" on stderr says when it answers."""
     configure_logging(result_on_stdout=False)
     settings = Settings.from_env()
     migrate(settings.database_url)
     port = port or settings.port
+    address = f"[{host}]" if ":" in host else host  # an IPv6 address
     argv = [
         sys.executable,
         "-m",
@@ -37,10 +46,10 @@ def command(port: int | None, workers: int | None) -> None:
         "--config",
         "python:receiver.gunicorn_config",
         "--bind",
-        f"0.0.0.0:{port}",
+        f"{address}:{port}",
     ]
     if workers:
         argv += ["--workers", str(workers)]
-    log.info("serving on port %d (%s)", port, settings.database_url.split("://")[0])
+    log.info("starting on %s:%d (%s)", address, port, settings.database_url.split("://")[0])
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # gunicorn replaces this process: signals reach it directly

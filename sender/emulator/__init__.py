@@ -4,7 +4,7 @@ The emulator answers ``POST /v1/sent``, ``/v1/broadcast``, ``/v1/template/sent``
 ``/v1/template/broadcast`` and ``/v1/retract/{msgid}`` like UMS (Basic auth of a
 configured channel, the business codes of ``sender.ums.rules``), plays each target's
 lifecycle with a seeded random outcome, and POSTs the status records to the callback
-URL in UMS's batches, with UMS's echostr verification and retry rules. Inspection, on
+URL in UMS's batches, with UMS's echostr check and retry rules. Inspection, on
 the same port and without auth: ``GET /_emulator/state``, ``GET /_emulator/idle`` and
 ``GET /_emulator/records``.
 
@@ -26,8 +26,15 @@ Decisions where UMS's documents are silent:
   with 4004 (invalid parameter): UMS documents no "message not found" code.
 - ``error.code`` values inside records are made up; targets and channels of tag,
   segment, broadcast and template sends are made up too (``outcomes``).
-- A callback URL that fails verification is not called; its records are dropped. The
-  next send naming it verifies it again, as saving it again in the console would.
+- Only a callback URL that passed the echostr check is POSTed to. A batch whose URL has
+  not passed (never checked, or its last check failed: the receiver may still be
+  starting) counts as a failed attempt and is retried under the rules of a failed POST
+  (every ``retry_interval``, at most ``max_retries`` times), the URL checked again
+  before each attempt; when the retries run out the batch is dropped and logged, and
+  ``/_emulator/state`` says why (the callback URL's ``last_drop``; its batch figures
+  ``failed_unverified`` and ``dropped_unverified``). UMS checks a URL when it is saved
+  in the console and says nothing of sends made before it passes. A URL that passed is
+  not checked again.
 - Outcomes come from ``random.Random(f"{seed}:{n}")`` for the n-th send, and faults from
   a stream of their own, so a seed replays the same records whatever the timing.
 """

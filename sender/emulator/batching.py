@@ -20,7 +20,16 @@ from .messages import Entry, Message
 
 log = logging.getLogger(__name__)
 
-_BATCH_FIGURES: Final = ("attempted", "acknowledged", "failed", "dropped", "dropped_unverified")
+# attempted = acknowledged + failed; failed_unverified (attempts that stopped at a failed
+# URL check) is part of failed, dropped_unverified (drops after such an attempt) of dropped.
+_BATCH_FIGURES: Final = (
+    "attempted",
+    "acknowledged",
+    "failed",
+    "failed_unverified",
+    "dropped",
+    "dropped_unverified",
+)
 
 
 @dataclass(eq=False)
@@ -29,7 +38,7 @@ class Endpoint:
 
     url: str
     channelkey: str
-    verified: bool | None = None  # None: not verified yet (or to be verified again)
+    verified: bool | None = None  # None: never checked; False: checked again before each attempt
     verify_attempts: int = 0
     verify_error: str | None = None
     gathering: list[Entry] = field(default_factory=list)
@@ -37,11 +46,13 @@ class Endpoint:
     attempted: int = 0
     acknowledged: int = 0
     failed: int = 0
+    failed_unverified: int = 0
     dropped: int = 0
     dropped_unverified: int = 0
     answers: Counter[str] = field(default_factory=Counter)
     receiver: Counter[str] = field(default_factory=Counter)
     last_answer: dict[str, Any] | None = None
+    last_drop: dict[str, Any] | None = None  # the batch last given up, and why
 
     def as_json(self) -> dict[str, Any]:
         """The endpoint's figures, as ``/_emulator/state`` shows them."""
@@ -57,6 +68,7 @@ class Endpoint:
             "answers": dict(self.answers),
             "receiver": dict(self.receiver),
             "last_answer": self.last_answer,
+            "last_drop": self.last_drop,
             "gathering": len(self.gathering),
         }
 
@@ -98,8 +110,6 @@ class Outbox:
             endpoint = self.endpoints.get(key)
             if endpoint is None:
                 endpoint = self.endpoints[key] = Endpoint(msg.callback_url, msg.channelkey)
-            elif endpoint.verified is False:
-                endpoint.verified = None  # like saving the URL again in the console
         for record in records:
             entry = msg.add(record)
             if endpoint is None:

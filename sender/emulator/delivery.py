@@ -1,12 +1,16 @@
-"""The callback thread: verifies each callback URL, POSTs due batches, retries, drops.
+"""The callback thread: checks each callback URL, POSTs due batches, retries, drops.
 
-As UMS does it (消息回调设置, Message callback settings): a URL is first verified with
+As UMS does it (消息回调设置, Message callback settings): a URL is first checked with
 ``GET <url>?echostr=<random>`` and must answer the echostr itself as its body; every
 call carries ``Authorization: Basic base64(channelkey:mastersecret)``; a batch is a
 bare JSON array of records; only HTTP 200 acknowledges it; a failed batch is retried
-every 50 s, at most 3 times, then dropped. A URL that fails verification is not
-called and its records are dropped; the next send naming it verifies it again, as
-saving it again in the console would.
+every 50 s, at most 3 times, then dropped.
+
+Only a URL that passed its check is POSTed to. An attempt at a batch whose URL has not
+passed (yet) checks it first; a failed check is a failed attempt of that batch, retried
+like a failed POST, so a receiver that was still starting gets the batch on a later
+attempt. A URL that passed is not checked again, as the console checks a URL once,
+when it is saved.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ class Delivery:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread after the POST under way, if any; batches waiting stay."""
+        """Stop the thread after the call under way, if any; batches waiting stay."""
         with self._cond:
             self.stopping = True
             self._cond.notify_all()
@@ -79,21 +83,14 @@ class Delivery:
                         wake = self._outbox.next_wake()
                         self._cond.wait(None if wake is None else max(0.0, wake - now))
                 self.in_flight += 1
-                endpoint = batch.endpoint
-                verified = endpoint.verified
+                verified = batch.endpoint.verified
             try:
-                if verified is None:
-                    verified = self._verify(endpoint)
-                if verified:
+                if verified or self._check(batch):
                     self._post(batch)
-                else:
-                    with self._cond:
-                        endpoint.dropped_unverified += 1
-                        self._drop(batch, "its callback URL failed verification")
             except Exception:  # the delivery thread must outlive any one batch
                 log.exception("delivering batch %d failed unexpectedly", batch.seq)
                 with self._cond:
-                    self._drop(batch, "an unexpected error")
+                    self._drop(batch, "an unexpected error in the emulator")
             finally:
                 with self._cond:
                     self.in_flight -= 1
@@ -102,8 +99,23 @@ class Delivery:
     def _authorization(self, endpoint: Endpoint) -> str:
         return basic_auth_header(endpoint.channelkey, self.config.channels[endpoint.channelkey])
 
-    def _verify(self, endpoint: Endpoint) -> bool:
-        """GET url?echostr=<random> with the channel's auth, as the UMS console does."""
+    def _check(self, batch: Batch) -> bool:
+        """Check the batch's URL as the UMS console does; a failed check is a failed
+        attempt of the batch. Whether the URL passed."""
+        endpoint = batch.endpoint
+        error = self._echostr_error(endpoint)
+        with self._cond:
+            endpoint.verify_attempts += 1
+            endpoint.verified = error is None
+            endpoint.verify_error = error
+            if error is not None:
+                self._failed(batch, f"callback URL check failed: {error}", unverified=True)
+                return False
+        log.info("verified callback URL %s (channel %s)", endpoint.url, endpoint.channelkey)
+        return True
+
+    def _echostr_error(self, endpoint: Endpoint) -> str | None:
+        """GET url?echostr=<random> with the channel's auth: why the URL fails, or None."""
         assert self._session is not None
         echostr = secrets.token_hex(12)
         separator = "&" if urlsplit(endpoint.url).query else "?"
@@ -117,7 +129,7 @@ class Delivery:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {excerpt(str(exc), 200)}"
         else:
             with response:
                 text = response.content.decode("utf-8", errors="replace")
@@ -126,20 +138,7 @@ class Delivery:
                 error = f"HTTP {status}: {excerpt(text, 120)}"
             elif text.strip() != echostr:
                 error = f"answered {excerpt(text, 120)} instead of the echostr"
-        with self._cond:
-            endpoint.verify_attempts += 1
-            endpoint.verified = error is None
-            endpoint.verify_error = error
-        if error is None:
-            log.info("verified callback URL %s (channel %s)", endpoint.url, endpoint.channelkey)
-        else:
-            log.error(
-                "callback URL %s (channel %s) failed verification, it will not be called: %s",
-                endpoint.url,
-                endpoint.channelkey,
-                error,
-            )
-        return error is None
+        return error
 
     def _post(self, batch: Batch) -> None:
         """One attempt at one batch; acknowledged only by HTTP 200."""
@@ -164,21 +163,22 @@ class Delivery:
         except requests.RequestException as exc:
             outcome = type(exc).__name__
             answer = {"error": f"{outcome}: {excerpt(str(exc), 120)}"}
+            why = answer["error"]
         else:
             with response:
                 outcome = str(response.status_code)
                 text = response.content.decode("utf-8", errors="replace")
             answer = {"status": response.status_code, "body": excerpt(text, 300)}
+            why = f"HTTP {outcome}: {excerpt(text, 120)}"
             try:
                 stats = json.loads(text)
             except ValueError:
                 stats = None
         with self._cond:
-            batch.attempts += 1
-            endpoint.attempted += 1
             endpoint.answers[outcome] += 1
             endpoint.last_answer = answer
             if outcome == "200":
+                self._count_attempt(batch)
                 endpoint.acknowledged += 1
                 if isinstance(stats, dict):
                     for name in _RECEIVER_FIGURES:
@@ -188,37 +188,56 @@ class Delivery:
                     entry.live -= 1
                     if entry.state == "pending":
                         entry.message.settle(entry, "delivered")
-                return
-            endpoint.failed += 1
-            if batch.attempts > self.config.max_retries:
-                self._drop(batch, f"{batch.attempts} attempts failed, last {outcome}")
-                return
-            self._outbox.retry(batch, time.monotonic() + self.config.retry_interval)
+            else:
+                self._failed(batch, why, unverified=False)
+
+    def _count_attempt(self, batch: Batch) -> None:
+        """Count one attempt at a batch, whatever its outcome (call with the lock held)."""
+        batch.attempts += 1
+        batch.endpoint.attempted += 1
+
+    def _failed(self, batch: Batch, why: str, *, unverified: bool) -> None:
+        """Count a failed attempt; put the batch back for a retry, or drop it when its
+        retries are used up (call with the lock held). ``unverified``: the attempt
+        stopped at the URL check."""
+        endpoint = batch.endpoint
+        self._count_attempt(batch)
+        endpoint.failed += 1
+        if unverified:
+            endpoint.failed_unverified += 1
+        if batch.attempts > self.config.max_retries:
+            if unverified:
+                endpoint.dropped_unverified += 1
+            self._drop(batch, f"{batch.attempts} attempt(s) failed, the last: {why}")
+            return
+        self._outbox.retry(batch, time.monotonic() + self.config.retry_interval)
         log.warning(
             "batch %d (%d records) to %s: %s; retry %d of %d in %.1f s",
             batch.seq,
             len(batch.entries),
             endpoint.url,
-            answer,
+            why,
             batch.attempts,
             self.config.max_retries,
             self.config.retry_interval,
         )
 
     def _drop(self, batch: Batch, reason: str) -> None:
-        """Give a batch up (call with the lock held)."""
-        batch.endpoint.dropped += 1
+        """Give a batch up, saying why in the endpoint's figures (call with the lock held)."""
+        endpoint = batch.endpoint
+        endpoint.dropped += 1
         lost = 0
         for entry in batch.entries:
             entry.live -= 1
             if entry.state == "pending" and entry.live == 0:
                 entry.message.settle(entry, "dropped")
                 lost += 1
+        endpoint.last_drop = {"batch": batch.seq, "records": len(batch.entries), "reason": reason}
         log.error(
             "dropped batch %d (%d records, %d now lost) to %s: %s",
             batch.seq,
             len(batch.entries),
             lost,
-            batch.endpoint.url,
+            endpoint.url,
             reason,
         )
