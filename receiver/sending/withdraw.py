@@ -297,13 +297,14 @@ class Withdrawer:
                 outcome=outcome,
             )
         if state == ACCEPTED:
-            text = f"{msgid!r} was already withdrawn through this service (asked at {asked})."
+            text = f"{msgid!r} was already withdrawn through this service (asked at {asked})"
         else:
-            text = f"UMS answered {ALREADY_WITHDRAWN} to a withdraw of {msgid!r} asked at {asked}."
+            text = (
+                f"UMS answered {ALREADY_WITHDRAWN} (already withdrawn) to a withdraw of "
+                f"{msgid!r} asked at {asked}"
+            )
         return AlreadyWithdrawnError(
-            "already_withdrawn",
-            f"{text} It is already withdrawn; nothing was sent.",
-            outcome=outcome,
+            "already_withdrawn", f"{text}; nothing was sent.", outcome=outcome
         )
 
     def _failed(self, msgid: str, claimed: _Claimed, error: SendError) -> NoReturn:
