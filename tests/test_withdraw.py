@@ -10,19 +10,21 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
 from receiver import create_app
 from receiver.db import write_transaction
 from receiver.local import free_port, running_server
 from receiver.sending.withdraw import AlreadyWithdrawnError, Withdrawer, WithdrawOutcome
+from receiver.store import MESSAGE as MESSAGE_TABLE
 from receiver.store import record_send
 from sender.emulator import Emulator
 from sender.http import RetryPolicy
@@ -362,9 +364,11 @@ def _sqlite_outage(url: str) -> Iterator[tuple[str, Callable[[], None], Callable
     holder.close()
 
 
-def test_the_answer_reaches_the_caller_when_the_database_fails_after_ums_answered(
-    backend, database_url, fake, caplog
-):
+@pytest.fixture
+def outage(
+    backend, database_url, fake
+) -> Iterator[tuple[Any, Callable[[], None], Callable[[], None]]]:
+    """A client of an app whose database the test can take away and bring back."""
     switch = _sqlite_outage if backend == "sqlite" else postgres_outage_switch
     with switch(database_url) as (app_url, go_down, come_back):
         env = {
@@ -375,27 +379,64 @@ def test_the_answer_reaches_the_caller_when_the_database_fails_after_ums_answere
             "UMS_API_BASE": fake.url,
         }
         app = create_app(env)
-        try:
-            client = app.test_client()
-            msgid = _sent(client)
-            fake.on_withdraw = go_down  # UMS gets it, then the database goes
+        yield app.test_client(), go_down, come_back
+        app.extensions["umstrack.engine"].dispose()
 
-            with caplog.at_level(logging.ERROR, logger="receiver.sending.withdraw"):
-                response = _withdraw(client, msgid)
 
-            assert response.status_code == 200, response.json
-            assert response.json["state"] == "accepted" and response.json["code"] == 0
-            assert response.json["recorded"] is False
-            assert "the database failed" in caplog.text
-            come_back()
-            fake.on_withdraw = None
-            withdraw = _summary(client, msgid)["withdraw"]
-            assert withdraw["state"] == "pending"  # as recorded before it left
-            again = _withdraw(client, msgid)
-            assert again.status_code == 409 and again.json["error"] == "withdraw_in_flight"
-            assert len(fake.withdraws()) == 1
-        finally:
-            app.extensions["umstrack.engine"].dispose()
+def test_the_answer_reaches_the_caller_when_the_database_fails_after_ums_answered(
+    outage, fake, caplog
+):
+    client, go_down, come_back = outage
+    msgid = _sent(client)
+    fake.on_withdraw = go_down  # UMS gets it, then the database goes
+
+    with caplog.at_level(logging.ERROR, logger="receiver.sending.withdraw"):
+        response = _withdraw(client, msgid)
+
+    assert response.status_code == 200, response.json
+    assert response.json["state"] == "accepted" and response.json["code"] == 0
+    assert response.json["recorded"] is False
+    assert "the database failed" in caplog.text
+    come_back()
+    fake.on_withdraw = None
+    withdraw = _summary(client, msgid)["withdraw"]
+    assert withdraw["state"] == "pending"  # as recorded before it left
+    again = _withdraw(client, msgid)
+    assert again.status_code == 409 and again.json["error"] == "withdraw_in_flight"
+    assert len(fake.withdraws()) == 1
+
+
+def test_nothing_is_sent_while_the_database_is_down(outage, fake):
+    client, go_down, come_back = outage
+    msgid = _sent(client)
+    go_down()
+    response = _withdraw(client, msgid)
+    assert response.status_code == 503 and response.json["error"] == "database_unavailable"
+    assert fake.withdraws() == []
+    come_back()
+    assert _withdraw(client, msgid).status_code == 200
+
+
+def test_a_withdraw_pending_past_its_deadline_reads_as_unknown(client, fake, engine):
+    msgid = _sent(client)
+    # As a crash between sending and recording the answer leaves it, a day ago.
+    asked = datetime.now(UTC) - timedelta(days=1)
+    with write_transaction(engine) as session:
+        session.execute(
+            update(MESSAGE_TABLE)
+            .where(MESSAGE_TABLE.c.msgid == msgid)
+            .values(withdraw_state="pending", withdraw_requested_at=asked)
+        )
+
+    response = _withdraw(client, msgid)
+
+    assert response.status_code == 409
+    assert response.json["error"] == "withdraw_outcome_unknown"
+    assert response.json["withdraw"]["state"] == "unknown"
+    withdraw = _summary(client, msgid)["withdraw"]
+    assert withdraw["state"] == "unknown"
+    assert withdraw["message"].startswith("outcome unknown: no answer was recorded by")
+    assert fake.withdraws() == []
 
 
 # --- the command line --------------------------------------------------------------------

@@ -53,7 +53,9 @@ _OUR_IDS: Final = ("umstrack:", "rc:")
 
 # A withdraw may be claimed when none was asked for, or when the last one provably did
 # not happen: it never reached UMS, or UMS refused it for any reason but "already
-# withdrawn". Accepted, pending and unknown ones may have happened: never sent again.
+# withdrawn" (should a refusal without UMS's envelope hide one that happened, asking
+# again costs only a 1015055). Accepted, pending and unknown ones may have happened:
+# never sent again.
 _CLAIMABLE = or_(
     MESSAGE.c.withdraw_state.is_(None),
     MESSAGE.c.withdraw_state == NOT_SENT,
