@@ -12,7 +12,8 @@ from . import db, errors
 from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
-from .web import callbacks, docs, health, messages, sends
+from .sending.withdraw import Withdrawer
+from .web import callbacks, docs, health, messages, sends, withdraw
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -28,9 +29,12 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["umstrack.sender"] = UmsSender.from_settings(
         settings, engine=app.extensions["umstrack.engine"]
     )
+    app.extensions["umstrack.withdrawer"] = Withdrawer.from_settings(
+        settings, engine=app.extensions["umstrack.engine"]
+    )
     app.teardown_appcontext(db.close_session)
     errors.register(app)
-    for blueprint in (callbacks.bp, messages.bp, sends.bp, health.bp, docs.bp):
+    for blueprint in (callbacks.bp, messages.bp, sends.bp, withdraw.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
     _log_to_stdout()
     return app

@@ -9,7 +9,10 @@ configuration names the three places where the document cannot say everything:
 - a UMS message has rules no JSON schema can hold (an audience, a channel's fields),
   so a body that fits the schema may still be refused (400, nothing sent);
 - a callback batch is taken whole (200) with the records that do not fit quarantined,
-  never refused: UMS would otherwise retry the good records with them, then drop all.
+  never refused: UMS would otherwise retry the good records with them, then drop all;
+- a msgid known only from a callback (schemathesis posts those too) is one UMS never
+  sent, so UMS refuses to withdraw it, which the withdraw answers with 502 as documented
+  (a server error to schemathesis, but UMS's refusal passed on).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ checks.positive_data_acceptance.expected-statuses = [201, 400, 502, 504]
 [[operations]]
 include-name = "POST /callbacks/ums"
 checks.negative_data_rejection.expected-statuses = [200, 400, 401, 413]
+
+[[operations]]
+include-name = "POST /api/messages/{{msgid}}/withdraw"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "502"]
 """
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..config import ConfigError
-from . import bench, demo, emulate, migrate, rongcloud_send, send, serve, status
+from . import bench, demo, emulate, migrate, rongcloud_send, send, serve, status, withdraw
 
 
 class _Group(click.Group):
@@ -32,5 +32,5 @@ def main() -> None:
     """
 
 
-for _module in (serve, migrate, send, status, rongcloud_send, emulate, demo, bench):
+for _module in (serve, migrate, send, withdraw, status, rongcloud_send, emulate, demo, bench):
     main.add_command(_module.command)

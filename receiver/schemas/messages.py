@@ -38,7 +38,7 @@ class TargetCounts(BaseModel):
 
 
 SendOutcome = Literal["pending", "sent", "refused", "not_sent", "unknown"]
-WithdrawState = Literal["pending", "accepted", "refused", "unknown"]
+WithdrawState = Literal["pending", "accepted", "refused", "not_sent", "unknown"]
 
 
 class SendFacts(ProviderAnswer):
@@ -61,7 +61,9 @@ class WithdrawFacts(BaseModel):
     state: WithdrawState = Field(
         description="pending: recorded, awaiting UMS's answer; accepted: UMS took it (the "
         "per-target outcome arrives as withdrawn / withdraw_failed events); refused: UMS "
-        "answered with an error; unknown: no answer was recorded."
+        "answered with an error (1015055: it already was withdrawn); not_sent: it provably "
+        "never reached UMS, so a later withdraw may try again; unknown: it left and no "
+        "answer was recorded, so it may have been withdrawn. Never resent automatically."
     )
     requested_at: Time
     answered_at: Time | None
