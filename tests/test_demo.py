@@ -196,3 +196,38 @@ def test_ctrl_c_stops_the_demo_at_any_moment(tmp_path: Path, moment: str) -> Non
     assert leftovers == {}, text[-3000:]
     for port in re.findall(r"http://127\.0\.0\.1:(\d+)", text):
         assert _listening_on(int(port)) == set()
+
+
+@pytest.mark.parametrize("command", ["umstrack", "module"])
+@pytest.mark.parametrize("delay", [0.05, 0.3, 0.8])
+def test_ctrl_c_while_the_demo_is_still_loading_stops_it_quietly(
+    tmp_path: Path, delay: float, command: str
+) -> None:
+    """Before any line is written: Python is still importing click, Flask, SQLAlchemy."""
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    script = str(Path(sys.executable).with_name("umstrack"))
+    argv = (
+        [script, "demo"]
+        if command == "umstrack"
+        else [sys.executable, "-m", "receiver.cli", "demo"]
+    )
+    demo = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(delay)
+    os.killpg(demo.pid, signal.SIGINT)
+    try:
+        text, _ = demo.communicate(timeout=5)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert demo.returncode == 0, text[-3000:]
+    assert "Traceback" not in text, text[-3000:]
+    assert _processes(tmp_path, {demo.pid}) == {}

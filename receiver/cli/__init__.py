@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import signal
+import sys
+import threading
 
-import click
+# Ctrl-C while Python is still loading click, Flask and SQLAlchemy (a second or more)
+# would end in a KeyboardInterrupt traceback: until the command starts, it just stops,
+# exit 0 for the commands whose normal end is a Ctrl-C, 130 for the others.
+_STOPPED_BY_CTRL_C = frozenset({"demo", "emulate", "serve"})
 
-from ..config import ConfigError
-from . import bench, demo, emulate, migrate, rongcloud_send, send, serve, status, withdraw
+
+def _stop_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0 if sys.argv[1:2] and sys.argv[1] in _STOPPED_BY_CTRL_C else 130)
+
+
+_RUN_AS_COMMAND = os.path.basename(sys.argv[0]) == "umstrack" or sys.argv[0] == "-m"
+if _RUN_AS_COMMAND and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _stop_quietly)
+
+from typing import Any  # noqa: E402 (after the handler, on purpose)
+
+import click  # noqa: E402
+
+from ..config import ConfigError  # noqa: E402
+from . import (  # noqa: E402
+    bench,
+    demo,
+    emulate,
+    migrate,
+    rongcloud_send,
+    send,
+    serve,
+    status,
+    withdraw,
+)
 
 
 class _Group(click.Group):
@@ -30,6 +59,8 @@ def main() -> None:
     Every setting comes from the environment (DATABASE_URL, UMS_CHANNELS, API_TOKENS,
     ...); each command's help names the ones it reads.
     """
+    if signal.getsignal(signal.SIGINT) is _stop_quietly:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # each command's own
 
 
 for _module in (serve, migrate, send, withdraw, status, rongcloud_send, emulate, demo, bench):

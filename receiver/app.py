@@ -1,0 +1,51 @@
+"""The Flask app: settings, database, auth, the senders and the blueprints, built by
+``create_app`` (exported as ``receiver.create_app``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+
+from flask import Flask
+
+from . import db, errors
+from .auth import ChannelAuth, TokenAuth
+from .config import Settings
+from .sending.ums import UmsSender
+from .sending.withdraw import Withdrawer
+from .web import callbacks, docs, health, messages, sends, withdraw
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app; ``config`` takes the environment's place (tests pass their own)."""
+    settings = Settings.from_env(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["umstrack.settings"] = settings
+    app.extensions["umstrack.engine"] = db.make_engine(settings)
+    app.extensions["umstrack.channel_auth"] = ChannelAuth(settings.channels)
+    app.extensions["umstrack.token_auth"] = TokenAuth(settings.api_tokens)
+    app.extensions["umstrack.sender"] = UmsSender.from_settings(
+        settings, engine=app.extensions["umstrack.engine"]
+    )
+    app.extensions["umstrack.withdrawer"] = Withdrawer.from_settings(
+        settings, engine=app.extensions["umstrack.engine"]
+    )
+    app.teardown_appcontext(db.close_session)
+    errors.register(app)
+    for blueprint in (callbacks.bp, messages.bp, sends.bp, withdraw.bp, health.bp, docs.bp):
+        app.register_blueprint(blueprint)
+    _log_to_stdout()
+    return app
+
+
+def _log_to_stdout() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            stream=sys.stdout,
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
