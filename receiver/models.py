@@ -103,6 +103,7 @@ class Message(SQLModel, table=True):
     # leaves ("pending"), then "accepted", "refused" or "unknown", with UMS's answer.
     withdraw_state: str | None = Field(default=None, sa_column=Column(Text))
     withdraw_requested_at: datetime | None = _utc_column()
+    withdraw_deadline: datetime | None = _utc_column()  # pending after it: unknown
     withdraw_answered_at: datetime | None = _utc_column()
     withdraw_code: int | None = Field(default=None, sa_column=Column(BigInteger))
     withdraw_message: str | None = Field(default=None, sa_column=Column(Text))

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Text,
     cast,
     exists,
-    func,
     literal,
     or_,
     select,
@@ -32,8 +31,6 @@ from sqlalchemy.orm import Session
 
 from sender.ums.protocol import (
     STATUS_BY_TYPE,
-    STATUSES,
-    SYSTEM_SENDER,
     TYPE_BY_STATUS,
     channel_name,
     platform_name,
@@ -46,14 +43,11 @@ from .schemas.messages import (
     Event,
     EventError,
     MessageSummary,
-    SendFacts,
-    StatusCounts,
     Target,
-    TargetCounts,
-    WithdrawFacts,
 )
 from .schemas.queries import DEFAULT_LIMIT
-from .store import EVENT, MESSAGE, NO_SENDER, TARGET
+from .store import EVENT, MESSAGE, TARGET
+from .summary import shown_target, summaries
 
 Item = TypeVar("Item")
 
@@ -80,7 +74,7 @@ def message_summary(*, session: Session, msgid: str) -> MessageSummary | None:
     message = session.get(Message, msgid)
     if message is None:
         return None
-    return _summaries(session, [message])[0]
+    return summaries(session, [message])[0]
 
 
 def timeline(
@@ -122,7 +116,7 @@ def targets(
 ) -> Page[Target]:
     """The current status of each of a message's targets, optionally of one status."""
     key = (TARGET.c.recipient, TARGET.c.sender)
-    query = select(TARGET).where(TARGET.c.msgid == msgid, _shown_target())
+    query = select(TARGET).where(TARGET.c.msgid == msgid, shown_target())
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     if cursor:
@@ -162,7 +156,7 @@ def list_messages(
             exists().where(
                 TARGET.c.msgid == MESSAGE.c.msgid,
                 TARGET.c.type == TYPE_BY_STATUS[status],
-                _shown_target(),
+                shown_target(),
             )
         )
     if since is not None:
@@ -176,7 +170,7 @@ def list_messages(
         query = query.where(_after(key, (_datetime(created), _string(msgid)), descending=True))
     messages = session.scalars(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).all()
     return _page(
-        _summaries(session, messages[:limit]),
+        summaries(session, messages[:limit]),
         messages,
         limit,
         lambda m: _encode("m", [m.created_at.isoformat(), m.msgid]),
@@ -217,81 +211,6 @@ def target_of(row: Mapping[Any, Any]) -> Target:
         reached_at=row["reached_at"],
         event_count=row["event_count"],
     )
-
-
-def _summaries(session: Session, messages: Sequence[Message]) -> list[MessageSummary]:
-    """Summaries of several messages, with three queries however many there are."""
-    msgids = [m.msgid for m in messages]
-    now = datetime.now(UTC)
-    counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
-    by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
-    first: dict[str, datetime] = {}
-    last: dict[str, datetime] = {}
-    if msgids:
-        event_rows = session.execute(
-            select(
-                EVENT.c.msgid,
-                EVENT.c.type,
-                func.count(),
-                func.min(EVENT.c.occurred_at),
-                func.max(EVENT.c.occurred_at),
-            )
-            .where(EVENT.c.msgid.in_(msgids))
-            .group_by(EVENT.c.msgid, EVENT.c.type)
-        )
-        for msgid, type_, n, earliest, latest in event_rows:
-            counts[msgid][STATUS_BY_TYPE[type_]] = n
-            first[msgid] = min(first.get(msgid, earliest), earliest)
-            last[msgid] = max(last.get(msgid, latest), latest)
-        target_rows = session.execute(
-            select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(TARGET.c.msgid.in_(msgids), _shown_target())
-            .group_by(TARGET.c.msgid, TARGET.c.type)
-        )
-        for msgid, type_, n in target_rows:
-            by_status[msgid][STATUS_BY_TYPE[type_]] = n
-    return [
-        MessageSummary(
-            msgid=m.msgid,
-            provider=m.provider,
-            channelkey=m.channelkey,
-            sendno=m.sendno,
-            params=m.params,
-            created_at=m.created_at,
-            sent_at=m.sent_at,
-            send=send_facts(m, now),
-            withdraw=withdraw_facts(m),
-            send_id=m.send_id,
-            part=m.part,
-            counts=StatusCounts(**counts[m.msgid]),
-            targets=TargetCounts(
-                total=sum(by_status[m.msgid].values()),
-                by_status=StatusCounts(**by_status[m.msgid]),
-            ),
-            first_event_at=first.get(m.msgid),
-            last_event_at=last.get(m.msgid),
-        )
-        for m in messages
-    ]
-
-
-def _shown_target() -> ColumnElement[bool]:
-    """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
-    row on a real channel.
-
-    UMS makes validation records itself, before any channel takes the message; the
-    recipient's submission and delivery records then come from each channel. Kept
-    apart, one recipient would count as two targets, one stuck at ``target_valid``.
-    The channel rows are always past validation, so nothing is lost by hiding it.
-    """
-    system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
-    channel = TARGET.alias("channel_target")
-    on_a_channel = exists().where(
-        channel.c.msgid == TARGET.c.msgid,
-        channel.c.recipient == TARGET.c.recipient,
-        channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
-    )
-    return or_(~system, ~on_a_channel)
 
 
 def _param_is(session: Session, name: str, value: str) -> ColumnElement[bool]:
@@ -380,32 +299,3 @@ def _int(value: Any) -> int:
     if not is_int(value) or not -(2**15) <= value < 2**15:
         raise CursorError("a damaged cursor")
     return value
-
-
-def send_facts(message: Message, now: datetime) -> SendFacts | None:
-    """The send facts of a message row; a request still pending past its deadline was
-    cut off (a crash, or the database failing once the provider had answered)."""
-    state = message.send_state
-    if state is None:
-        return None
-    text = message.send_message
-    if state == "pending" and message.send_deadline is not None and message.send_deadline < now:
-        state = "unknown"
-        text = text or (
-            "outcome unknown (the message may have been sent): no answer was recorded by "
-            f"{message.send_deadline.isoformat()}"
-        )
-    return SendFacts(outcome=state, code=message.send_code, message=text)  # type: ignore[arg-type]
-
-
-def withdraw_facts(message: Message) -> WithdrawFacts | None:
-    """The withdraw facts of a message row, if a withdraw was asked for."""
-    if message.withdraw_state is None or message.withdraw_requested_at is None:
-        return None
-    return WithdrawFacts(
-        state=message.withdraw_state,  # type: ignore[arg-type]
-        requested_at=message.withdraw_requested_at,
-        answered_at=message.withdraw_answered_at,
-        code=message.withdraw_code,
-        message=message.withdraw_message,
-    )

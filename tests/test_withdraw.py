@@ -19,10 +19,12 @@ import requests
 from flask import Flask
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from receiver import create_app
 from receiver.db import write_transaction
 from receiver.local import free_port, running_server
+from receiver.models import Message
 from receiver.sending.withdraw import AlreadyWithdrawnError, Withdrawer, WithdrawOutcome
 from receiver.store import MESSAGE as MESSAGE_TABLE
 from receiver.store import record_send
@@ -437,6 +439,47 @@ def test_a_withdraw_pending_past_its_deadline_reads_as_unknown(client, fake, eng
     assert withdraw["state"] == "unknown"
     assert withdraw["message"].startswith("outcome unknown: no answer was recorded by")
     assert fake.withdraws() == []
+
+
+def test_a_withdraw_cut_off_reads_as_unknown_in_the_summary_without_another_try(
+    client, fake, engine
+):
+    msgid = _sent(client)
+    asked = datetime.now(UTC) - timedelta(minutes=10)
+    with write_transaction(engine) as session:
+        session.execute(
+            update(MESSAGE_TABLE)
+            .where(MESSAGE_TABLE.c.msgid == msgid)
+            .values(
+                withdraw_state="pending",
+                withdraw_requested_at=asked,
+                withdraw_deadline=asked + timedelta(minutes=5),
+            )
+        )
+
+    withdraw = _summary(client, msgid)["withdraw"]
+
+    assert withdraw["state"] == "unknown"
+    assert withdraw["message"].startswith("outcome unknown: no answer was recorded by")
+    assert fake.withdraws() == []
+
+
+def test_a_withdraw_is_recorded_with_its_deadline_before_it_leaves(client, fake, engine):
+    msgid = _sent(client)
+    seen: list[tuple[str | None, Any]] = []
+
+    def look() -> None:
+        with Session(engine) as session:
+            row = session.get(Message, msgid)
+            assert row is not None
+            seen.append((row.withdraw_state, row.withdraw_deadline))
+
+    fake.queue(Reply(before=look))
+    assert _withdraw(client, msgid).status_code == 200
+
+    [(state, deadline)] = seen
+    assert state == "pending" and deadline > datetime.now(UTC)
+    assert _summary(client, msgid)["withdraw"]["state"] == "accepted"
 
 
 # --- the command line --------------------------------------------------------------------

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("send_deadline", UTC_DATETIME, nullable=True))
         batch.add_column(sa.Column("withdraw_state", sa.Text(), nullable=True))
         batch.add_column(sa.Column("withdraw_requested_at", UTC_DATETIME, nullable=True))
+        batch.add_column(sa.Column("withdraw_deadline", UTC_DATETIME, nullable=True))
         batch.add_column(sa.Column("withdraw_answered_at", UTC_DATETIME, nullable=True))
         batch.add_column(sa.Column("withdraw_code", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("withdraw_message", sa.Text(), nullable=True))
@@ -71,6 +72,7 @@ def downgrade() -> None:
             "withdraw_message",
             "withdraw_code",
             "withdraw_answered_at",
+            "withdraw_deadline",
             "withdraw_requested_at",
             "withdraw_state",
             "send_deadline",

@@ -243,6 +243,7 @@ class Withdrawer:
                 .values(
                     withdraw_state=PENDING,
                     withdraw_requested_at=now,
+                    withdraw_deadline=now + timedelta(seconds=self._longest()),
                     withdraw_answered_at=None,
                     withdraw_code=None,
                     withdraw_message=None,
@@ -262,7 +263,7 @@ class Withdrawer:
         UMS answered): it is recorded as unknown."""
         state, message = row.withdraw_state, row.withdraw_message
         asked_at: datetime = row.withdraw_requested_at or now
-        deadline = asked_at + timedelta(seconds=self._longest())
+        deadline = row.withdraw_deadline or asked_at + timedelta(seconds=self._longest())
         if state == PENDING and deadline < now:
             state = UNKNOWN
             message = f"outcome unknown: no answer was recorded by {deadline.isoformat()}"

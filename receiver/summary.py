@@ -1,0 +1,132 @@
+"""Message summaries: counts per status, current target statuses, and the facts of a
+send and a withdraw through this service, for any number of messages at once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from sender.ums.protocol import STATUS_BY_TYPE, STATUSES, SYSTEM_SENDER
+
+from .models import Message
+from .schemas.messages import (
+    MessageSummary,
+    SendFacts,
+    StatusCounts,
+    TargetCounts,
+    WithdrawFacts,
+)
+from .store import EVENT, NO_SENDER, TARGET
+
+
+def summaries(session: Session, messages: Sequence[Message]) -> list[MessageSummary]:
+    """Summaries of several messages, with two queries however many there are."""
+    msgids = [m.msgid for m in messages]
+    now = datetime.now(UTC)
+    counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
+    by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
+    first: dict[str, datetime] = {}
+    last: dict[str, datetime] = {}
+    if msgids:
+        event_rows = session.execute(
+            select(
+                EVENT.c.msgid,
+                EVENT.c.type,
+                func.count(),
+                func.min(EVENT.c.occurred_at),
+                func.max(EVENT.c.occurred_at),
+            )
+            .where(EVENT.c.msgid.in_(msgids))
+            .group_by(EVENT.c.msgid, EVENT.c.type)
+        )
+        for msgid, type_, n, earliest, latest in event_rows:
+            counts[msgid][STATUS_BY_TYPE[type_]] = n
+            first[msgid] = min(first.get(msgid, earliest), earliest)
+            last[msgid] = max(last.get(msgid, latest), latest)
+        target_rows = session.execute(
+            select(TARGET.c.msgid, TARGET.c.type, func.count())
+            .where(TARGET.c.msgid.in_(msgids), shown_target())
+            .group_by(TARGET.c.msgid, TARGET.c.type)
+        )
+        for msgid, type_, n in target_rows:
+            by_status[msgid][STATUS_BY_TYPE[type_]] = n
+    return [
+        MessageSummary(
+            msgid=m.msgid,
+            provider=m.provider,
+            channelkey=m.channelkey,
+            sendno=m.sendno,
+            params=m.params,
+            created_at=m.created_at,
+            sent_at=m.sent_at,
+            send=send_facts(m, now),
+            withdraw=withdraw_facts(m, now),
+            send_id=m.send_id,
+            part=m.part,
+            counts=StatusCounts(**counts[m.msgid]),
+            targets=TargetCounts(
+                total=sum(by_status[m.msgid].values()),
+                by_status=StatusCounts(**by_status[m.msgid]),
+            ),
+            first_event_at=first.get(m.msgid),
+            last_event_at=last.get(m.msgid),
+        )
+        for m in messages
+    ]
+
+
+def send_facts(message: Message, now: datetime) -> SendFacts | None:
+    """The send facts of a message row; a request still pending past its deadline was
+    cut off (a crash, or the database failing once the provider had answered)."""
+    state = message.send_state
+    if state is None:
+        return None
+    text = message.send_message
+    if state == "pending" and message.send_deadline is not None and message.send_deadline < now:
+        state = "unknown"
+        text = text or (
+            "outcome unknown (the message may have been sent): no answer was recorded by "
+            f"{message.send_deadline.isoformat()}"
+        )
+    return SendFacts(outcome=state, code=message.send_code, message=text)  # type: ignore[arg-type]
+
+
+def withdraw_facts(message: Message, now: datetime) -> WithdrawFacts | None:
+    """The withdraw facts of a message row, if a withdraw was asked for; one still
+    pending past its deadline was cut off, like a send."""
+    if message.withdraw_state is None or message.withdraw_requested_at is None:
+        return None
+    state, text = message.withdraw_state, message.withdraw_message
+    deadline = message.withdraw_deadline
+    if state == "pending" and deadline is not None and deadline < now:
+        state = "unknown"
+        text = f"outcome unknown: no answer was recorded by {deadline.isoformat()}"
+    return WithdrawFacts(
+        state=state,  # type: ignore[arg-type]
+        requested_at=message.withdraw_requested_at,
+        answered_at=message.withdraw_answered_at,
+        code=message.withdraw_code,
+        message=text,
+    )
+
+
+def shown_target() -> ColumnElement[bool]:
+    """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
+    row on a real channel.
+
+    UMS makes validation records itself, before any channel takes the message; the
+    recipient's submission and delivery records then come from each channel. Kept
+    apart, one recipient would count as two targets, one stuck at ``target_valid``.
+    The channel rows are always past validation, so nothing is lost by hiding it.
+    """
+    system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
+    channel = TARGET.alias("channel_target")
+    on_a_channel = exists().where(
+        channel.c.msgid == TARGET.c.msgid,
+        channel.c.recipient == TARGET.c.recipient,
+        channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
+    )
+    return or_(~system, ~on_a_channel)
