@@ -58,6 +58,18 @@ def _utc_column(**kwargs: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kwargs))
 
 
+def _stage_type() -> Any:
+    return Field(default=None, sa_column=Column(SmallInteger))
+
+
+def _error_code() -> Any:
+    return Field(default=None, sa_column=Column(BigInteger))
+
+
+def _error_message() -> Any:
+    return Field(default=None, sa_column=Column(Text))
+
+
 class Message(SQLModel, table=True):
     """A message this service sent or has heard of through callbacks."""
 
@@ -119,6 +131,9 @@ class Event(SQLModel, table=True):
         # Timelines: one message's events in time order, read by keyset pages. As it
         # holds the type, a summary's counts come from the index alone on PostgreSQL.
         Index("ix_event_timeline", "msgid", "occurred_at", "received_at", "type", "event_key"),
+        # A recipient's history across messages, newest first (by userid or sender_id).
+        Index("ix_event_userid", "userid", "occurred_at"),
+        Index("ix_event_sender_id", "sender_id", "occurred_at"),
     )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
@@ -167,6 +182,27 @@ class Target(SQLModel, table=True):
     reached_at: datetime = _utc_column(nullable=False)
     event_count: int = Field(sa_column=Column(BigInteger, nullable=False))
     updated_at: datetime = _utc_column(nullable=False)
+    # Each stage's outcome, merged by the same rule as the current status (a success
+    # beats a failure; an equal status keeps the earlier time): the type reached (null:
+    # never heard of), when, and the error of a failure. Engagement has no failure.
+    validation_type: int | None = _stage_type()
+    validation_at: datetime | None = _utc_column()
+    validation_error_code: int | None = _error_code()
+    validation_error_message: str | None = _error_message()
+    submission_type: int | None = _stage_type()
+    submission_at: datetime | None = _utc_column()
+    submission_error_code: int | None = _error_code()
+    submission_error_message: str | None = _error_message()
+    delivery_type: int | None = _stage_type()
+    delivery_at: datetime | None = _utc_column()
+    delivery_error_code: int | None = _error_code()
+    delivery_error_message: str | None = _error_message()
+    engagement_type: int | None = _stage_type()
+    engagement_at: datetime | None = _utc_column()
+    withdrawal_type: int | None = _stage_type()
+    withdrawal_at: datetime | None = _utc_column()
+    withdrawal_error_code: int | None = _error_code()
+    withdrawal_error_message: str | None = _error_message()
 
 
 class Quarantine(SQLModel, table=True):

@@ -37,6 +37,7 @@ from tests.helpers import CHANNEL, SENT_TIME, basic_auth, record
 # validation < submission < delivery < engagement < withdrawal; in each, (success, failure).
 STAGES: tuple[tuple[int, ...], ...] = ((0, 1), (2, 3), (4, 5), (6,), (7, 8))
 SUCCESS = frozenset({0, 2, 4, 6, 7})
+STAGE_NAMES = ("validation", "submission", "delivery", "engagement", "withdrawal")
 
 
 def oracle_rank(type_: int) -> int:
@@ -53,6 +54,25 @@ class Expected:
     event_count: int
     userid: str | None
     sender_id: str | None
+    # Per stage, in STAGES order: (type, time, error code, error message) or None.
+    stages: tuple[tuple[int, datetime, int | None, str | None] | None, ...]
+
+
+def expected_stage(group: list[dict[str, Any]], types: tuple[int, ...]) -> Any:
+    """A stage's outcome: its success if any (earliest), else its failure (earliest,
+    with that record's error); None when the stage was never heard of."""
+    for type_ in types:  # the success first
+        reached = [r for r in group if r["type"] == type_]
+        if reached:
+            first = min(reached, key=lambda r: r["sent_time"])
+            error = first.get("error") or {}
+            return (
+                type_,
+                datetime.fromtimestamp(first["sent_time"], UTC),
+                error.get("code"),
+                error.get("message"),
+            )
+    return None
 
 
 def expected_targets(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], Expected]:
@@ -74,8 +94,23 @@ def expected_targets(records: list[dict[str, Any]]) -> dict[tuple[str, str, int]
             event_count=len(group),
             userid=group[0].get("userid") or None,
             sender_id=group[0]["sender_id"],
+            stages=tuple(expected_stage(group, types) for types in STAGES),
         )
     return expected
+
+
+def stored_stages(t: Target) -> tuple[Any, ...]:
+    """A target row's stages, shaped like :func:`expected_stage`'s."""
+    stages = []
+    for name, _types in zip(STAGE_NAMES, STAGES, strict=True):
+        type_ = getattr(t, f"{name}_type")
+        if type_ is None:
+            stages.append(None)
+            continue
+        code = getattr(t, f"{name}_error_code", None)
+        message = getattr(t, f"{name}_error_message", None)
+        stages.append((type_, getattr(t, f"{name}_at"), code, message))
+    return tuple(stages)
 
 
 def stored_targets(engine: Engine, msgids: set[str]) -> dict[tuple[str, str, int], Expected]:
@@ -84,7 +119,7 @@ def stored_targets(engine: Engine, msgids: set[str]) -> dict[tuple[str, str, int
         rows = session.scalars(select(Target).where(col(Target.msgid).in_(msgids)))
         return {
             (t.msgid, t.recipient, t.sender): Expected(
-                t.type, t.rank, t.reached_at, t.event_count, t.userid, t.sender_id
+                t.type, t.rank, t.reached_at, t.event_count, t.userid, t.sender_id, stored_stages(t)
             )
             for t in rows
         }

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from ..status import RANK_BY_TYPE
-from .statements import MILLISECONDS_FROM, NO_SENDER, digest, statements
+from .statements import MILLISECONDS_FROM, NO_SENDER, STAGE_BY_TYPE, STAGES, digest, statements
 
 
 def store_events_portable(
@@ -88,8 +88,10 @@ def _fold_targets(
                 "reached_at": ev["occurred_at"],
                 "event_count": 0,
                 "updated_at": updated_at,
+                **_NO_STAGES,
             },
         )
+        _merge_stage(current, ev)
         current["event_count"] += 1
         current["userid"] = current["userid"] or ev["userid"]
         current["sender_id"] = current["sender_id"] or ev["sender_id"]
@@ -100,3 +102,26 @@ def _fold_targets(
         ):
             current.update(type=ev["type"], rank=rank, reached_at=ev["occurred_at"])
     return [targets[key] for key in sorted(targets)]
+
+
+_NO_STAGES = {
+    column: None for stage in STAGES for column in (stage.type, stage.at, *stage.error_columns)
+}
+
+
+def _merge_stage(target: dict[str, Any], ev: dict[str, Any]) -> None:
+    """Fold an event into its stage of ``target`` by the status rule."""
+    stage = STAGE_BY_TYPE[ev["type"]]
+    held = target[stage.type]
+    if (
+        held is None
+        or ev["type"] < held
+        or (ev["type"] == held and ev["occurred_at"] < target[stage.at])
+    ):
+        target[stage.type] = ev["type"]
+        target[stage.at] = ev["occurred_at"]
+        if stage.error_columns:
+            failed = ev["type"] == stage.failure
+            code, message = stage.error_columns
+            target[code] = ev["error_code"] if failed else None
+            target[message] = ev["error_message"] if failed else None

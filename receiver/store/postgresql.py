@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     SmallInteger,
     Text,
+    and_,
     bindparam,
     case,
     cast,
@@ -19,10 +20,10 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from ..status import RANK_BY_TYPE
-from .statements import EVENT, MILLISECONDS_FROM, NO_SENDER, TARGET, merge_target
+from .statements import EVENT, MILLISECONDS_FROM, NO_SENDER, STAGES, TARGET, merge_target
 
 
 def _build_postgresql_statement() -> Any:
@@ -96,9 +97,24 @@ def _build_postgresql_statement() -> Any:
         .where(recipient.is_not(None))
         .subquery("ranked")
     )
+    stages = _stages_of(new, per_target)
+    folded = {
+        **ranked.c,
+        **{c.name: c for c in stages.c if c.name not in ("msgid", "recipient", "sender")},
+    }
     target_columns = [c.name for c in TARGET.columns]
     best = (
-        select(*(ranked.c[name] for name in target_columns))
+        select(*(folded[name] for name in target_columns))
+        .select_from(
+            ranked.join(
+                stages,
+                and_(
+                    stages.c.msgid == ranked.c.msgid,
+                    stages.c.recipient == ranked.c.recipient,
+                    stages.c.sender == ranked.c.sender,
+                ),
+            )
+        )
         .where(ranked.c.place == 1)
         .order_by(ranked.c.msgid, ranked.c.recipient, ranked.c.sender)
     )
@@ -113,6 +129,45 @@ def _build_postgresql_statement() -> Any:
     )
     # Both data-modifying CTEs run to completion whatever the outer query reads.
     return select(func.count()).select_from(new).add_cte(merged)
+
+
+def _stages_of(new: Any, per_target: list[Any]) -> Any:
+    """Each target's stages among the new events, by the status rule: a success (its
+    earliest time) beats a failure (its earliest time and error)."""
+    columns = []
+    for stage in STAGES:
+        ok_at = func.min(new.c.occurred_at).filter(new.c.type == stage.ok)
+        if stage.failure is None:
+            columns += [
+                case((ok_at.is_not(None), stage.ok)).label(stage.type),
+                ok_at.label(stage.at),
+            ]
+            continue
+        failed_at = func.min(new.c.occurred_at).filter(new.c.type == stage.failure)
+        only_failed = and_(ok_at.is_(None), failed_at.is_not(None))
+
+        def earliest_failure(column: Any, failure: int = stage.failure) -> Any:
+            ordered = postgresql.array_agg(  # type: ignore[no-untyped-call]
+                aggregate_order_by(column, new.c.occurred_at)
+            )
+            return ordered.filter(new.c.type == failure)[1]
+
+        code, message = stage.error_columns
+        columns += [
+            case((ok_at.is_not(None), stage.ok), (failed_at.is_not(None), stage.failure)).label(
+                stage.type
+            ),
+            func.coalesce(ok_at, failed_at).label(stage.at),
+            case((only_failed, earliest_failure(new.c.error_code))).label(code),
+            case((only_failed, earliest_failure(new.c.error_message))).label(message),
+        ]
+    msgid, recipient, sender = per_target
+    return (
+        select(msgid.label("msgid"), recipient.label("recipient"), sender.label("sender"), *columns)
+        .where(recipient.is_not(None))
+        .group_by(*per_target)
+        .subquery("stages")
+    )
 
 
 STORE_POSTGRESQL = _build_postgresql_statement()

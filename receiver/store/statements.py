@@ -13,9 +13,12 @@ from sqlalchemy import (
     and_,
     case,
     func,
+    or_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from sender.ums.protocol import STATUS_INFO, Stage
 
 from ..models import Event, Message, Quarantine, Target
 
@@ -33,6 +36,63 @@ MILLISECONDS_FROM = 10**11
 def digest(data: bytes) -> str:
     """Short hex digest used for deduplication keys."""
     return hashlib.sha256(data).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class StageColumns:
+    """A stage's columns on the target table and the types it holds."""
+
+    name: str  # validation, submission, delivery, engagement, withdrawal
+    ok: int
+    failure: int | None  # engagement has none
+
+    @property
+    def type(self) -> str:
+        return f"{self.name}_type"
+
+    @property
+    def at(self) -> str:
+        return f"{self.name}_at"
+
+    @property
+    def error_columns(self) -> tuple[str, ...]:
+        """The error's code and message columns (none for engagement)."""
+        if self.failure is None:
+            return ()
+        return (f"{self.name}_error_code", f"{self.name}_error_message")
+
+
+def _stages() -> tuple[StageColumns, ...]:
+    by_stage: dict[Stage, dict[bool, int]] = {}
+    for type_, info in STATUS_INFO.items():
+        by_stage.setdefault(info.stage, {})[info.ok] = int(type_)
+    return tuple(
+        StageColumns(stage.name.lower(), types[True], types.get(False))
+        for stage, types in sorted(by_stage.items())
+    )
+
+
+STAGES: tuple[StageColumns, ...] = _stages()
+STAGE_BY_TYPE: dict[int, StageColumns] = {
+    type_: stage for stage in STAGES for type_ in (stage.ok, stage.failure) if type_ is not None
+}
+
+
+def merge_stages(new: Any, old: Any) -> dict[str, Any]:
+    """SET clause merging each stage of a proposed target row into the stored one by the
+    status rule: a success beats a failure, an equal status keeps the earlier time (and
+    that time's error)."""
+    merged: dict[str, Any] = {}
+    for stage in STAGES:
+        new_type, old_type = new[stage.type], old[stage.type]
+        better = or_(
+            and_(new_type.is_not(None), old_type.is_(None)),
+            new_type < old_type,
+            and_(new_type == old_type, new[stage.at] < old[stage.at]),
+        )
+        for column in (stage.type, stage.at, *stage.error_columns):
+            merged[column] = case((better, new[column]), else_=old[column])
+    return merged
 
 
 def merge_target(stmt: Any) -> dict[str, Any]:
@@ -55,6 +115,7 @@ def merge_target(stmt: Any) -> dict[str, Any]:
         "sender_id": func.coalesce(old.sender_id, new.sender_id),
         "wechatwk_sender": func.coalesce(old.wechatwk_sender, new.wechatwk_sender),
         "updated_at": new.updated_at,
+        **merge_stages(new, old),
     }
 
 
