@@ -1,5 +1,6 @@
-"""The Flask app: settings, database, auth, the senders and the blueprints, built by
-``create_app`` (exported as ``receiver.create_app``)."""
+"""The Flask app: settings, database, auth, the senders and the blueprints, with the
+web UI mounted at ``/`` and ``/ui/``, built by ``create_app`` (exported as
+``receiver.create_app``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
-from .web import callbacks, docs, health, messages, sends, withdraw
+from .web import callbacks, docs, health, messages, sends, ui, withdraw
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -38,6 +39,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     for blueprint in (callbacks.bp, messages.bp, sends.bp, withdraw.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
     _log_to_stdout()
+    # The web UI is an app of its own beside the API: its HTML pages are not API routes.
+    app.extensions["umstrack.ui"] = ui.create_ui(app)
+    app.wsgi_app = ui.mount(app.wsgi_app, app.extensions["umstrack.ui"])  # type: ignore[method-assign,assignment]
     return app
 
 

@@ -35,6 +35,8 @@ class Settings:
     rongcloud_app_secret: str | None = None
     rongcloud_api_base: str = RONGCLOUD_API_BASE
     rongcloud_backup_api_base: str | None = RONGCLOUD_BACKUP_API_BASE
+    # Signs the web UI's session cookie; unset, each process makes its own.
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +58,7 @@ class Settings:
             # is not to be failed over to the real RongCloud.
             rongcloud_backup_api_base=env.get("RONGCLOUD_BACKUP_API_BASE")
             or (None if env.get("RONGCLOUD_API_BASE") else RONGCLOUD_BACKUP_API_BASE),
+            secret_key=env.get("SECRET_KEY") or None,
         )
 
 
