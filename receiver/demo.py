@@ -3,9 +3,9 @@
 Starts the receiver (gunicorn, SQLite) and the UMS emulator on free ports of 127.0.0.1,
 sends sample messages through the real sender (one per channel kind, one personalised,
 one big enough to be split), waits for the status callbacks and reports each message's
-target statuses and the URL of its timeline. The read API takes a token made for the
-run. A stop asked for at any step (the ``stop`` event) ends the demo within seconds,
-with both servers stopped.
+target statuses, the URL of its timeline and its page in the web UI. The read API (and
+the UI's sign-in) takes a token made for the run. A stop asked for at any step (the
+``stop`` event) ends the demo within seconds, with both servers stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from sender.ums.protocol import STATUSES
 from .sending.outcome import UmsOutcome, summary_path
 from .sending.request import parse_request
 from .sending.ums import UmsSender
+from .web.ui import ui_path
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,14 @@ class Demo:
     emulator: str  # base URL
     token: str  # bearer token of the read API, made for this run
     database_url: str
-    report: str  # each sample's messages: summary counts and the timeline URL
+    report: str  # each sample's messages: summary counts, timeline URL, UI page
 
     def hint(self) -> str:
         """What to try while the demo serves on."""
         return (
             f"\nServing on {self.receiver}, the UMS emulator on {self.emulator} "
             "(127.0.0.1 only; Ctrl-C stops). Try:\n"
+            f"  open {self.receiver}/ui/ in a browser and sign in with the token {self.token}\n"
             f"  curl -H 'Authorization: Bearer {self.token}' {self.receiver}/api/messages\n"
             f"  curl {self.emulator}/_emulator/state\n"
             f"  DATABASE_URL={self.database_url} umstrack status <msgid>"
@@ -222,7 +224,7 @@ def _fresh_database(url: str | None) -> str:
 
 
 def _report(receiver: str, token: str, sent: list[tuple[str, UmsOutcome]]) -> str:
-    """Each sample's messages: summary counts and the timeline URL."""
+    """Each sample's messages: summary counts, the timeline URL and the UI page."""
     lines = []
     with requests.Session() as http:
         http.headers["Authorization"] = f"Bearer {token}"
@@ -237,4 +239,5 @@ def _report(receiver: str, token: str, sent: list[tuple[str, UmsOutcome]]) -> st
                 total = summary["targets"]["total"]
                 lines.append(f"  {msgid}: {total} target(s) ({now}), {events} events")
                 lines.append(f"    timeline: {url}/timeline")
+                lines.append(f"    page: {receiver}{ui_path(msgid)}")
     return "\n".join(lines)

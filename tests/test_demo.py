@@ -46,6 +46,8 @@ def test_demo_runs_the_whole_loop(
     assert len(msgids) == len(titles) - 2 + 3 + 3  # personalised: 3 contents; 2,500: 3 parts
     timelines = re.findall(r"timeline: (http://127\.0\.0\.1:\d+/api/messages/\S+)", result.stdout)
     assert [t.split("/api/messages/")[1] for t in timelines] == [f"{m}/timeline" for m in msgids]
+    pages = re.findall(r"page: (http://127\.0\.0\.1:\d+/ui/messages/\S+)", result.stdout)
+    assert [p.split("/ui/messages/")[1] for p in pages] == msgids
     assert "Serving on" not in result.stdout  # --exit: no serving on
 
     engine = create_engine(url)
