@@ -18,8 +18,11 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Text,
+    and_,
     cast,
     exists,
+    false,
+    func,
     literal,
     or_,
     select,
@@ -30,6 +33,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import (
+    AMBIGUOUS_SENDER,
+    SENDER_BY_CHANNEL,
     STATUS_BY_TYPE,
     TYPE_BY_STATUS,
     channel_name,
@@ -38,16 +43,19 @@ from sender.ums.protocol import (
 )
 from sender.values import is_int
 
+from .funnel import shown_target
 from .models import Message
+from .schemas.funnel import StageName
 from .schemas.messages import (
     Event,
     EventError,
     MessageSummary,
+    StageOutcome,
     Target,
 )
 from .schemas.queries import DEFAULT_LIMIT
-from .store import EVENT, MESSAGE, TARGET
-from .summary import shown_target, summaries
+from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET
+from .summary import summaries
 
 Item = TypeVar("Item")
 
@@ -74,7 +82,7 @@ def message_summary(*, session: Session, msgid: str) -> MessageSummary | None:
     message = session.get(Message, msgid)
     if message is None:
         return None
-    return summaries(session, [message])[0]
+    return summaries(session, [message], detailed=True)[0]
 
 
 def timeline(
@@ -111,14 +119,30 @@ def targets(
     session: Session,
     msgid: str,
     status: str | None = None,
+    has: Sequence[str] = (),
+    lacks: Sequence[str] = (),
+    channel: str | None = None,
+    error_code: int | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[Target]:
-    """The current status of each of a message's targets, optionally of one status."""
+    """A message's targets with their stages, optionally only those in a current
+    ``status``, that reached every status in ``has`` and none in ``lacks``, on a
+    ``channel``, or that failed with ``error_code`` at any stage."""
     key = (TARGET.c.recipient, TARGET.c.sender)
     query = select(TARGET).where(TARGET.c.msgid == msgid, shown_target())
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
+    for name in has:
+        query = query.where(_reached(name))
+    for name in lacks:
+        query = query.where(~_reached(name))
+    if channel is not None:
+        query = query.where(on_channel(channel))
+    if error_code is not None:
+        query = query.where(
+            or_(*(TARGET.c[s.error_columns[0]] == error_code for s in STAGES if s.error_columns))
+        )
     if cursor:
         recipient, sender = _decode(cursor, "r", 2)
         query = query.where(_after(key, (_string(recipient), _int(sender))))
@@ -210,7 +234,48 @@ def target_of(row: Mapping[Any, Any]) -> Target:
         status=STATUS_BY_TYPE[row["type"]],  # type: ignore[arg-type]
         reached_at=row["reached_at"],
         event_count=row["event_count"],
+        stages=stages_of(row),
     )
+
+
+def stages_of(row: Mapping[Any, Any]) -> dict[StageName, StageOutcome]:
+    """A target row's stages that were heard of."""
+    stages: dict[StageName, StageOutcome] = {}
+    for stage in STAGES:
+        type_ = row[stage.type]
+        if type_ is None:
+            continue
+        error = None
+        if type_ == stage.failure:
+            code, message = (row[column] for column in stage.error_columns)
+            error = EventError(code=code, message=message)
+        stages[stage.name] = StageOutcome(  # type: ignore[index]
+            status=STATUS_BY_TYPE[type_],  # type: ignore[arg-type]
+            at=row[stage.at],
+            error=error,
+        )
+    return stages
+
+
+def _reached(status: str) -> ColumnElement[bool]:
+    """Whether a target's stage holds this status (a stage keeps its success over a
+    failure, so a target that failed and later succeeded reached only the success)."""
+    type_ = TYPE_BY_STATUS[status]
+    return func.coalesce(TARGET.c[STAGE_BY_TYPE[type_].type] == type_, False)
+
+
+def on_channel(name: str) -> ColumnElement[bool]:
+    """Targets on the channel of this name (as :func:`channel_name` names them)."""
+    sender, wechatwk = TARGET.c.sender, TARGET.c.wechatwk_sender
+    conditions = []
+    if name in SENDER_BY_CHANNEL:
+        conditions.append(sender == SENDER_BY_CHANNEL[name])
+    if name in ("wechatwk", "5g"):  # sender 9: settled by wechatwk_sender
+        present = wechatwk.is_not(None) if name == "wechatwk" else wechatwk.is_(None)
+        conditions.append(and_(sender == AMBIGUOUS_SENDER, present))
+    if name.startswith("unknown:"):
+        conditions.append(sender == int(name.removeprefix("unknown:")))
+    return or_(false(), *conditions)
 
 
 def _param_is(session: Session, name: str, value: str) -> ColumnElement[bool]:

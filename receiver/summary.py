@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from sender.ums.protocol import STATUS_BY_TYPE, STATUSES, SYSTEM_SENDER
+from sender.ums.protocol import STATUS_BY_TYPE, STATUSES
 
+from .funnel import funnels, shown_target, timing, top_errors
 from .models import Message
 from .schemas.messages import (
     MessageSummary,
@@ -19,11 +20,14 @@ from .schemas.messages import (
     TargetCounts,
     WithdrawFacts,
 )
-from .store import EVENT, NO_SENDER, TARGET
+from .store import EVENT, TARGET
 
 
-def summaries(session: Session, messages: Sequence[Message]) -> list[MessageSummary]:
-    """Summaries of several messages, with two queries however many there are."""
+def summaries(
+    session: Session, messages: Sequence[Message], *, detailed: bool = False
+) -> list[MessageSummary]:
+    """Summaries of several messages, with three queries however many there are; a
+    ``detailed`` one adds each message's top errors and stage timings."""
     msgids = [m.msgid for m in messages]
     now = datetime.now(UTC)
     counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
@@ -53,6 +57,7 @@ def summaries(session: Session, messages: Sequence[Message]) -> list[MessageSumm
         )
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
+    funnel_of = funnels(session, msgids)
     return [
         MessageSummary(
             msgid=m.msgid,
@@ -71,6 +76,9 @@ def summaries(session: Session, messages: Sequence[Message]) -> list[MessageSumm
                 total=sum(by_status[m.msgid].values()),
                 by_status=StatusCounts(**by_status[m.msgid]),
             ),
+            funnel=funnel_of[m.msgid],
+            errors=top_errors(session, m.msgid) if detailed else None,
+            timing=timing(session, m.msgid, m.sent_at or first.get(m.msgid)) if detailed else None,
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
         )
@@ -111,22 +119,3 @@ def withdraw_facts(message: Message, now: datetime) -> WithdrawFacts | None:
         code=message.withdraw_code,
         message=text,
     )
-
-
-def shown_target() -> ColumnElement[bool]:
-    """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
-    row on a real channel.
-
-    UMS makes validation records itself, before any channel takes the message; the
-    recipient's submission and delivery records then come from each channel. Kept
-    apart, one recipient would count as two targets, one stuck at ``target_valid``.
-    The channel rows are always past validation, so nothing is lost by hiding it.
-    """
-    system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
-    channel = TARGET.alias("channel_target")
-    on_a_channel = exists().where(
-        channel.c.msgid == TARGET.c.msgid,
-        channel.c.recipient == TARGET.c.recipient,
-        channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
-    )
-    return or_(~system, ~on_a_channel)

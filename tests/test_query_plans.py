@@ -117,6 +117,10 @@ READS = {
         session=s, msgid=MSGID, cursor=queries.targets(session=s, msgid=MSGID, limit=5).next_cursor
     ),
     "list-by-param": lambda s: queries.list_messages(session=s, params={"order_id": "1234"}),
+    "targets-by-stage": lambda s: queries.targets(
+        session=s, msgid=MSGID, has=["delivered"], lacks=["clicked"], channel="app"
+    ),
+    "targets-by-error": lambda s: queries.targets(session=s, msgid=MSGID, error_code=3005),
 }
 
 

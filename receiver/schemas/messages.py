@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .common import ProviderAnswer, Status, Time
+from .funnel import ErrorCount, Funnel, StageName, Timing
 
 _PARAMS = "The sender's callback params (callback.params), passed back unchanged."
 
@@ -95,6 +96,15 @@ class MessageSummary(BaseModel):
     part: int | None = Field(description="The part's number within its send, from 0.")
     counts: StatusCounts = Field(description="Events per status name.")
     targets: TargetCounts
+    funnel: Funnel
+    errors: list[ErrorCount] | None = Field(
+        description="The most frequent error codes (at most 10), most frequent first; "
+        "null in lists (read the message's summary)."
+    )
+    timing: Timing | None = Field(
+        description="How long after the send each stage was reached (median and p90); null "
+        "in lists (read the message's summary)."
+    )
     first_event_at: Time | None
     last_event_at: Time | None
 
@@ -131,6 +141,14 @@ class Event(BaseModel):
     params: dict[str, Any] | None = Field(description=_PARAMS)
 
 
+class StageOutcome(BaseModel):
+    """What a target reached at one stage, when, and the error of a failure."""
+
+    status: Status
+    at: Time = Field(description="When the status was first reached.")
+    error: EventError | None
+
+
 class Target(BaseModel):
     """One recipient of one message on one channel, and its status. A recipient's
     records from UMS itself (sender 0: validation) count as a target of their own only
@@ -144,6 +162,10 @@ class Target(BaseModel):
     status: Status = Field(description="Current status: by stage, never by arrival order.")
     reached_at: Time = Field(description="When the current status was first reached.")
     event_count: int = Field(ge=0)
+    stages: dict[StageName, StageOutcome] = Field(
+        description="Each stage's outcome, merged by the same rule as the current status "
+        "(a success beats a failure); stages never heard of are absent."
+    )
 
 
 class TimelinePage(BaseModel):

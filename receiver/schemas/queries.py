@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from sender.ums.protocol import STATUSES
+from sender.ums.protocol import SENDER_BY_CHANNEL, STATUSES, is_channel_name
 
 from .common import Status, Time
 
@@ -102,11 +102,47 @@ class TimelineQuery(PageQuery):
     """The parameters of ``GET /api/messages/<msgid>/timeline``."""
 
 
+def _channel(raw: Any) -> Any:
+    if isinstance(raw, str) and not is_channel_name(raw):
+        known = ", ".join(sorted(SENDER_BY_CHANNEL))
+        raise PydanticCustomError(
+            "channel",
+            "unknown channel {raw}; one of {known}, or unknown:<sender>",
+            {"raw": repr(raw), "known": known},
+        )
+    return raw
+
+
+def _error_code(raw: Any) -> Any:
+    digits = raw.removeprefix("-") if isinstance(raw, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+        return int(raw)
+    raise PydanticCustomError("error_code", "must be an integer, got {raw}", {"raw": repr(raw)})
+
+
 class TargetQuery(PageQuery):
     """The parameters of ``GET /api/messages/<msgid>/targets``."""
 
     status: Status | None = Field(
         None, description="Only targets whose current status is this one."
+    )
+    has: list[Status] = Field(
+        default_factory=list,
+        description="Only targets that reached this status at its stage (repeatable: all "
+        "must hold), e.g. has=delivered. A stage keeps its success over a failure.",
+    )
+    lacks: list[Status] = Field(
+        default_factory=list,
+        description="Only targets that never reached this status (repeatable: none may "
+        "hold), e.g. has=delivered&lacks=clicked.",
+    )
+    channel: Annotated[str, BeforeValidator(_channel)] | None = Field(
+        None, description="Only targets on this channel (the targets' channel names)."
+    )
+    error_code: Annotated[int, BeforeValidator(_error_code)] | None = Field(
+        None,
+        description="Only targets that failed at some stage with this error code.",
+        json_schema_extra={"type": "integer"},
     )
 
 
@@ -158,6 +194,9 @@ def parse_query(
             fields = [f for f in model.model_fields if f not in model.exploded.values()]
             known = ", ".join([*fields, *(f"{p}<key>" for p in model.exploded)])
             raise QueryError(name, f"unknown parameter; this list takes {known}")
+        if _repeatable(model, name):
+            values[name] = given
+            continue
         if len(given) > 1:
             raise QueryError(name, f"given {len(given)} times; give it once")
         values[name] = given[0]
@@ -173,3 +212,8 @@ def parse_query(
         if error["type"] == "literal_error":
             message = f"unknown status {error['input']!r}; one of {', '.join(STATUSES)}"
         raise QueryError(name, message) from None
+
+
+def _repeatable(model: type[PageQuery], name: str) -> bool:
+    """Whether a parameter takes several values (a list field)."""
+    return get_origin(model.model_fields[name].annotation) is list

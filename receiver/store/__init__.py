@@ -25,14 +25,28 @@ from sender.ums.protocol import TRACKING_PARAM
 
 from .portable import store_events_portable
 from .postgresql import STORE_POSTGRESQL
-from .statements import EVENT, MESSAGE, NO_SENDER, QUARANTINE, TARGET, digest, statements
+from .statements import (
+    EVENT,
+    MESSAGE,
+    NO_SENDER,
+    QUARANTINE,
+    STAGE_BY_TYPE,
+    STAGES,
+    TARGET,
+    StageColumns,
+    digest,
+    statements,
+)
 
 __all__ = [
     "EVENT",
     "MESSAGE",
     "NO_SENDER",
     "QUARANTINE",
+    "STAGES",
+    "STAGE_BY_TYPE",
     "TARGET",
+    "StageColumns",
     "claim_messages",
     "digest",
     "record_send",

@@ -158,6 +158,16 @@ CHANNEL_BY_SENDER: Final[dict[int, str]] = {
 SENDER_BY_CHANNEL: Final[dict[str, int]] = {
     name: sender for sender, name in CHANNEL_BY_SENDER.items()
 }
+# WeCom when the record has ``wechatwk_sender``, else 5G messaging.
+AMBIGUOUS_SENDER: Final = 9
+
+
+def is_channel_name(name: str) -> bool:
+    """Whether ``name`` is one :func:`channel_name` can give."""
+    if name in SENDER_BY_CHANNEL:
+        return True
+    number = name.removeprefix("unknown:")
+    return number != name and number.lstrip("-").isascii() and number.lstrip("-").isdigit()
 
 
 def channel_name(sender: int | None, *, wechatwk_sender: int | None = None) -> str | None:
@@ -168,7 +178,7 @@ def channel_name(sender: int | None, *, wechatwk_sender: int | None = None) -> s
     """
     if sender is None:
         return None
-    if sender == 9:
+    if sender == AMBIGUOUS_SENDER:
         return "wechatwk" if wechatwk_sender is not None else "5g"
     return CHANNEL_BY_SENDER.get(sender, f"unknown:{sender}")
 

@@ -1,0 +1,188 @@
+"""A message's funnel, top errors and stage timings, from its target rows alone (each
+keeps every stage's outcome), so that a 100,000-target message is summed up by a few
+grouped reads, never by reading its events."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from sender.ums.protocol import SYSTEM_SENDER, channel_name
+
+from .schemas.funnel import (
+    ChannelFunnel,
+    ErrorCount,
+    Funnel,
+    StageCounts,
+    StageFunnel,
+    StageTiming,
+    Timing,
+)
+from .store import NO_SENDER, STAGES, TARGET, StageColumns
+
+MAX_ERRORS = 10
+# The stages a target passes in order; withdrawal stands apart (it may come at any time).
+_PROGRESS = STAGES[:4]
+
+
+def shown_target() -> ColumnElement[bool]:
+    """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
+    row on a real channel.
+
+    UMS makes validation records itself, before any channel takes the message; the
+    recipient's submission and delivery records then come from each channel. Kept
+    apart, one recipient would count as two targets, one stuck at ``target_valid``.
+    The channel rows are always past validation, so nothing is lost by hiding it.
+    """
+    system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
+    channel = TARGET.alias("channel_target")
+    on_a_channel = exists().where(
+        channel.c.msgid == TARGET.c.msgid,
+        channel.c.recipient == TARGET.c.recipient,
+        channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
+    )
+    return or_(~system, ~on_a_channel)
+
+
+def _ok(stage: StageColumns) -> ColumnElement[bool]:
+    """A target counts as past a stage when it reached its success or a later one's (a
+    target on a channel was valid: UMS hands only valid targets to a channel)."""
+    if stage not in _PROGRESS:
+        reached: list[ColumnElement[bool]] = [TARGET.c[stage.type] == stage.ok]
+    else:
+        later = _PROGRESS[_PROGRESS.index(stage) :]
+        reached = [TARGET.c[s.type] == s.ok for s in later]
+        if stage is STAGES[0]:
+            reached.append(TARGET.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)))
+    return func.coalesce(or_(*reached), false())
+
+
+def _failed(stage: StageColumns) -> ColumnElement[bool]:
+    if stage.failure is None:
+        return false()
+    return and_(TARGET.c[stage.type] == stage.failure, not_(_ok(stage)))
+
+
+def funnels(session: Session, msgids: Sequence[str]) -> dict[str, Funnel]:
+    """Each message's funnel, overall and per channel, in one grouped read."""
+    wechatwk = TARGET.c.wechatwk_sender.is_not(None)
+    sums = []
+    for stage in STAGES:
+        sums += [
+            func.sum(case((_ok(stage), 1), else_=0)),
+            func.sum(case((_failed(stage), 1), else_=0)),
+        ]
+    rows = session.execute(
+        select(TARGET.c.msgid, TARGET.c.sender, wechatwk, func.count(), *sums)
+        .where(TARGET.c.msgid.in_(msgids), shown_target())
+        .group_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+        .order_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+    )
+    channels: dict[str, list[ChannelFunnel]] = {msgid: [] for msgid in msgids}
+    for msgid, sender, on_wechatwk, total, *figures in rows:
+        known = None if sender == NO_SENDER else sender
+        channels[msgid].append(
+            ChannelFunnel(
+                channel=channel_name(known, wechatwk_sender=1 if on_wechatwk else None),
+                sender=known,
+                total=total,
+                stages=_stage_funnel(total, [int(x or 0) for x in figures]),
+            )
+        )
+    return {msgid: _overall(rows) for msgid, rows in channels.items()}
+
+
+def _stage_funnel(total: int, figures: Sequence[int]) -> StageFunnel:
+    counts = {}
+    for index, stage in enumerate(STAGES):
+        ok, failed = figures[2 * index], figures[2 * index + 1]
+        counts[stage.name] = StageCounts(ok=ok, failed=failed, pending=total - ok - failed)
+    return StageFunnel(**counts)
+
+
+def _overall(channels: list[ChannelFunnel]) -> Funnel:
+    total = sum(c.total for c in channels)
+    figures = []
+    for stage in STAGES:
+        per_channel = [getattr(c.stages, stage.name) for c in channels]
+        figures += [sum(s.ok for s in per_channel), sum(s.failed for s in per_channel)]
+    return Funnel(total=total, stages=_stage_funnel(total, figures), channels=channels)
+
+
+def top_errors(session: Session, msgid: str) -> list[ErrorCount]:
+    """The most frequent (stage, error code) of a message's failed targets."""
+    found: list[ErrorCount] = []
+    for stage in STAGES:
+        if stage.failure is None:
+            continue
+        code, message = (TARGET.c[column] for column in stage.error_columns)
+        rows = session.execute(
+            select(code, func.min(message), func.count())
+            .where(TARGET.c.msgid == msgid, _failed(stage), shown_target())
+            .group_by(code)
+            .order_by(func.count().desc())
+            .limit(MAX_ERRORS)
+        )
+        found += [
+            ErrorCount(code=c, message=m, stage=stage.name, targets=n)  # type: ignore[arg-type]
+            for c, m, n in rows
+        ]
+    found.sort(key=lambda e: (-e.targets, STAGES.index(_stage(e.stage)), e.code or 0))
+    return found[:MAX_ERRORS]
+
+
+def _stage(name: str) -> StageColumns:
+    return next(s for s in STAGES if s.name == name)
+
+
+def timing(session: Session, msgid: str, since: datetime | None) -> Timing:
+    """Median and p90 of the time from ``since`` to each target's success, per stage."""
+    stages = {stage.name: _stage_timing(session, msgid, stage, since) for stage in STAGES}
+    return Timing(**stages)
+
+
+def _stage_timing(
+    session: Session, msgid: str, stage: StageColumns, since: datetime | None
+) -> StageTiming:
+    at = TARGET.c[stage.at]
+    reached = and_(TARGET.c.msgid == msgid, TARGET.c[stage.type] == stage.ok, shown_target())
+    if session.get_bind().dialect.name == "postgresql":
+        count, median, p90 = session.execute(
+            select(
+                func.count(),
+                func.percentile_disc(0.5).within_group(at),
+                func.percentile_disc(0.9).within_group(at),
+            ).where(reached)
+        ).one()
+    else:  # SQLite has no percentiles: the value at each rank, through an ordered read
+        count = session.execute(select(func.count()).where(reached)).scalar_one()
+        median, p90 = (_at_rank(session, at, reached, count, q) for q in (0.5, 0.9))
+    return StageTiming(
+        targets=count, median_seconds=_seconds(median, since), p90_seconds=_seconds(p90, since)
+    )
+
+
+def _at_rank(
+    session: Session, at: Any, reached: ColumnElement[bool], count: int, fraction: float
+) -> datetime | None:
+    """The value percentile_disc would give: the first at or above the fraction."""
+    if count == 0:
+        return None
+    rank = max(math.ceil(fraction * count) - 1, 0)
+    value: datetime | None = session.execute(
+        select(at).where(reached).order_by(at).offset(rank).limit(1)
+    ).scalar_one_or_none()
+    return value
+
+
+def _seconds(moment: datetime | None, since: datetime | None) -> float | None:
+    if moment is None or since is None:
+        return None
+    if moment.tzinfo is None:  # SQLite keeps no offset: the value is UTC
+        moment = moment.replace(tzinfo=since.tzinfo)
+    return round(max((moment - since).total_seconds(), 0.0), 3)
