@@ -248,3 +248,43 @@ def test_recipient_page_lists_its_targets_on_every_message(
     html = page(ui, "/ui/recipients/ann")
     assert "v:a" in html and "v:b" in html and "v:c" not in html
     assert page(ui, f"/ui/recipients/{quote('nobody@example.com')}").count("Nothing is known") == 1
+
+
+def test_message_page_shows_stages_errors_channels_and_stage_filters(
+    ui: FlaskClient, client: FlaskClient
+) -> None:
+    post(
+        client,
+        [
+            record(2, userid="u1"),
+            record(4, userid="u1"),
+            record(6, userid="u1"),
+            record(2, userid="u2"),
+            record(5, userid="u2"),
+            record(2, userid="u3", sender=5),
+            record(5, userid="u3", sender=5, error={"code": 42, "message": "no phone"}),
+        ],
+    )
+    html = page(ui, f"/ui/messages/{MSGID}")
+    funnel = html.split('id="funnel"')[1].split("</section>")[0]
+    assert '<tspan class="ok-text">3 ok</tspan>' in funnel  # submission: all three
+    assert '<tspan class="failed-text">2 failed</tspan>' in funnel  # delivery
+    errors = html.split('id="errors"')[1].split("</section>")[0]
+    assert ">42<" in errors and "no phone" in errors and ">3005<" in errors
+    channels = html.split('id="channels"')[1].split("</section>")[0]
+    assert channels.count('class="mini-funnel"') == 2
+    table = html.split('id="target-table"')[1]
+    assert "<th>engagement</th>" in table and "clicked" in table
+
+    def shown(**filters: str) -> list[str]:
+        html = page(ui, f"/ui/messages/{MSGID}", **{f"t.{k}": v for k, v in filters.items()})
+        assert 'class="problem"' not in html, html.split('class="problem"')[1][:200]
+        return re.findall(r'<td><a href="/ui/recipients/(\w+)"', html.split('id="target-table"')[1])
+
+    assert shown(has="delivered", lacks="clicked") == []
+    assert shown(has="delivered") == ["u1"]
+    assert shown(lacks="delivered") == ["u2", "u3"]
+    assert shown(error_code="42") == ["u3"]
+    assert shown(channel="sms") == ["u3"]
+    bad = page(ui, f"/ui/messages/{MSGID}", **{"t.channel": "pigeon"})
+    assert "channel: unknown channel" in bad
