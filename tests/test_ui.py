@@ -288,3 +288,40 @@ def test_message_page_shows_stages_errors_channels_and_stage_filters(
     assert shown(channel="sms") == ["u3"]
     bad = page(ui, f"/ui/messages/{MSGID}", **{"t.channel": "pigeon"})
     assert "channel: unknown channel" in bad
+
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("path", "page_path"),
+    [
+        ("/api/messages?sendno=a", "/ui/?sendno=a"),
+        (f"/api/messages/{MSGID}", f"/ui/messages/{MSGID}"),
+        (f"/api/messages/{MSGID}/timeline", f"/ui/messages/{MSGID}"),
+        (f"/api/messages/{MSGID}/targets", f"/ui/messages/{MSGID}"),
+    ],
+)
+def test_a_browser_opening_a_read_url_is_sent_to_its_page(
+    client: FlaskClient, path: str, page_path: str
+) -> None:
+    answer = client.get(path, headers={"Accept": BROWSER_ACCEPT})
+    assert answer.status_code == 303 and answer.headers["Location"] == page_path
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Accept": "*/*"},
+        {"Accept": "application/json"},
+        {"Accept": BROWSER_ACCEPT, **bearer("x")},
+    ],
+)
+def test_other_callers_of_the_api_still_get_401(
+    client: FlaskClient, headers: dict[str, str]
+) -> None:
+    answer = client.get(f"/api/messages/{MSGID}", headers=headers)
+    assert answer.status_code == 401 and answer.json["error"] == "unauthorized"
+    send = client.post("/api/messages", headers={"Accept": BROWSER_ACCEPT})
+    assert send.status_code == 401

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from typing import TypeVar
+from urllib.parse import quote
 
-from flask import Response, current_app, request
+from flask import Response, current_app, redirect, request
 from pydantic import BaseModel
+from werkzeug.wrappers import Response as BaseResponse
 
 from ..auth import TokenAuth
 from ..config import Settings
@@ -15,12 +17,16 @@ from ..schemas.queries import PageQuery, QueryError, parse_query
 Query = TypeVar("Query", bound=PageQuery)
 
 
-def require_token() -> None:
+def require_token() -> BaseResponse | None:
     """Refuse (401) a request without a configured bearer token: the API's answers
-    carry phone numbers, e-mail addresses and user ids, so nobody reads anonymously."""
+    carry phone numbers, e-mail addresses and user ids, so nobody reads anonymously.
+    A browser that opens a read URL is sent to the web UI's page of it instead."""
     settings: Settings = current_app.extensions["umstrack.settings"]
     auth: TokenAuth = current_app.extensions["umstrack.token_auth"]
     if not auth.allows(request.headers.get("Authorization")):
+        page = _ui_page()
+        if page is not None:
+            return redirect(page, 303)
         reason = (
             "a valid bearer token is required"
             if settings.api_tokens
@@ -32,6 +38,24 @@ def require_token() -> None:
             f"Unauthorized: {reason}.",
             {"WWW-Authenticate": 'Bearer realm="umstrack"'},
         )
+    return None
+
+
+def _ui_page() -> str | None:
+    """The UI page of a read URL opened by a browser: a GET without credentials that
+    asks for HTML before JSON. The page asks the person to sign in; nothing is read
+    here, so the redirect tells a stranger nothing the 401 would not."""
+    if request.method != "GET" or "Authorization" in request.headers:
+        return None
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) != "text/html":
+        return None
+    msgid = (request.view_args or {}).get("msgid")
+    if request.endpoint == "messages.messages":
+        query = request.query_string.decode("latin-1")
+        return "/ui/" + (f"?{query}" if query else "")
+    if request.endpoint in ("messages.message", "messages.timeline", "messages.targets"):
+        return "/ui/messages/" + quote(str(msgid), safe=":@!$&'()*+,;=")
+    return None
 
 
 def query(model: type[Query]) -> Query:
