@@ -167,6 +167,8 @@ def running_demo(
             "DATABASE_URL": database_url,
             "UMS_CHANNELS": f"{CHANNEL}:{SECRET}",
             "API_TOKENS": token,
+            # Two workers: the UI's session key must be the same in both.
+            "SECRET_KEY": secrets.token_urlsafe(32),
             "WEB_CONCURRENCY": "2",
             "GUNICORN_ACCESSLOG": "",
         }
