@@ -89,7 +89,8 @@ def test_the_session_cookie_is_httponly_lax_and_holds_no_token(client: FlaskClie
     cookie = answer.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     assert API_TOKEN not in cookie
-    over_https = client.get("/ui/sign-in", base_url="https://localhost")
+    fresh = client.application.test_client()
+    over_https = fresh.get("/ui/sign-in", base_url="https://localhost")
     assert "Secure" in over_https.headers["Set-Cookie"]
 
 

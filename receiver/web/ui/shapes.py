@@ -1,10 +1,5 @@
-"""What the templates draw: a message's funnel (ok, failed, pending per stage), and the
-geometry of its bars.
-
-A summary that carries ``funnel`` is drawn as it is; an older one gets a funnel made
-from its targets' current statuses (a target counts as ok at every stage before the
-one it stands at).
-"""
+"""What the templates draw: a message's funnel (ok, failed, pending per stage), the
+geometry of its bars, and the colour of a status."""
 
 from __future__ import annotations
 
@@ -12,37 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 STAGES = ("validation", "submission", "delivery", "engagement", "withdrawal")
-# The current statuses that are past each stage, and that failed at it.
-_OK_AT = {
-    "validation": (
-        "target_valid",
-        "submitted",
-        "submit_failed",
-        "delivered",
-        "delivery_failed",
-        "clicked",
-        "withdrawn",
-        "withdraw_failed",
-    ),
-    "submission": (
-        "submitted",
-        "delivered",
-        "delivery_failed",
-        "clicked",
-        "withdrawn",
-        "withdraw_failed",
-    ),
-    "delivery": ("delivered", "clicked", "withdrawn", "withdraw_failed"),
-    "engagement": ("clicked",),
-    "withdrawal": ("withdrawn",),
-}
-_FAILED_AT = {
-    "validation": ("target_invalid",),
-    "submission": ("submit_failed",),
-    "delivery": ("delivery_failed",),
-    "engagement": (),
-    "withdrawal": ("withdraw_failed",),
-}
 STATUS_STAGE = {
     "target_valid": "validation",
     "target_invalid": "validation",
@@ -54,32 +18,14 @@ STATUS_STAGE = {
     "withdrawn": "withdrawal",
     "withdraw_failed": "withdrawal",
 }
-FAILED = frozenset(s for names in _FAILED_AT.values() for s in names)
+FAILED = frozenset({"target_invalid", "submit_failed", "delivery_failed", "withdraw_failed"})
 
 
 def funnel(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary's funnel: ``{"total", "stages": {stage: {"ok", "failed", "pending"}}}``."""
-    given = summary.get("funnel")
-    if isinstance(given, Mapping) and isinstance(given.get("stages"), Mapping):
-        return {"total": given.get("total", 0), "stages": _complete(given["stages"])}
-    targets = summary.get("targets") or {}
-    by_status: Mapping[str, int] = targets.get("by_status") or {}
-    total = int(targets.get("total") or 0)
-    stages = {}
-    for stage in STAGES:
-        ok = sum(by_status.get(s, 0) for s in _OK_AT[stage])
-        failed = sum(by_status.get(s, 0) for s in _FAILED_AT[stage])
-        if stage == "withdrawal":  # only withdrawn messages have a withdrawal stage
-            pending = 0
-        else:
-            earlier = sum(
-                by_status.get(s, 0)
-                for before in STAGES[: STAGES.index(stage)]
-                for s in _FAILED_AT[before]
-            )
-            pending = max(total - ok - failed - earlier, 0)
-        stages[stage] = {"ok": ok, "failed": failed, "pending": pending}
-    return {"total": total, "stages": stages}
+    """The summary's funnel: ``{"total", "stages": {stage: {"ok", "failed", "pending"}}}``,
+    every stage present (a channel's funnel, given as ``{"funnel": channel}``, too)."""
+    given = summary.get("funnel") or {}
+    return {"total": int(given.get("total") or 0), "stages": _complete(given.get("stages") or {})}
 
 
 def _complete(stages: Mapping[str, Any]) -> dict[str, dict[str, int]]:
