@@ -326,3 +326,11 @@ def test_other_callers_of_the_api_still_get_401(
     assert answer.status_code == 401 and answer.json["error"] == "unauthorized"
     send = client.post("/api/messages", headers={"Accept": BROWSER_ACCEPT})
     assert send.status_code == 401
+
+
+def test_the_ui_is_no_part_of_the_api_or_its_document(app: Flask, client: FlaskClient) -> None:
+    # Mounted beside the API: its pages are neither API routes nor documented.
+    assert not [r.rule for r in app.url_map.iter_rules() if r.rule == "/" or "/ui" in r.rule]
+    paths = client.get("/openapi.json").json["paths"]
+    assert paths and not [p for p in paths if p == "/" or p.startswith("/ui")]
+    assert client.get("/ui/static/ui.css").status_code == 200  # open: the sign-in page uses it
