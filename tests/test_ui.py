@@ -333,4 +333,6 @@ def test_the_ui_is_no_part_of_the_api_or_its_document(app: Flask, client: FlaskC
     assert not [r.rule for r in app.url_map.iter_rules() if r.rule == "/" or "/ui" in r.rule]
     paths = client.get("/openapi.json").json["paths"]
     assert paths and not [p for p in paths if p == "/" or p.startswith("/ui")]
-    assert client.get("/ui/static/ui.css").status_code == 200  # open: the sign-in page uses it
+    stylesheet = client.get("/ui/static/ui.css")  # open: the sign-in page uses it
+    stylesheet.close()
+    assert stylesheet.status_code == 200
