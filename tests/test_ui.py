@@ -248,6 +248,7 @@ def test_recipient_page_lists_its_targets_on_every_message(
     post(client, [record(4, msgid="v:c", userid="bob")])
     html = page(ui, "/ui/recipients/ann")
     assert "v:a" in html and "v:b" in html and "v:c" not in html
+    assert html.split('id="recipient-events"')[1].count('class="event"') == 2
     assert page(ui, f"/ui/recipients/{quote('nobody@example.com')}").count("Nothing is known") == 1
 
 

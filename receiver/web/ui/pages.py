@@ -113,7 +113,7 @@ def send(send_id: str) -> str:
 
 @bp.get(f"{PREFIX}/recipients/<recipient>")
 def recipient(recipient: str) -> str:
-    """A recipient's targets on every message, the newest message first."""
+    """A recipient's targets on every message, the newest message first, and its events."""
     found = ui_read.recipient_targets(session=get_session(), recipient=recipient)
     rows = [
         {
@@ -124,8 +124,16 @@ def recipient(recipient: str) -> str:
         }
         for f in found
     ]
+    events = [
+        {"msgid": msgid, **event.model_dump(mode="json")}
+        for msgid, event in ui_read.recipient_events(session=get_session(), recipient=recipient)
+    ]
     return render_template(
-        "recipient.html", recipient=recipient, rows=rows, limit=ui_read.RECIPIENT_PAGE
+        "recipient.html",
+        recipient=recipient,
+        rows=rows,
+        events=events,
+        limit=ui_read.RECIPIENT_PAGE,
     )
 
 
