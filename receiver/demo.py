@@ -31,7 +31,6 @@ from sender.ums.protocol import STATUSES
 from .sending.outcome import UmsOutcome, summary_path
 from .sending.request import parse_request
 from .sending.ums import UmsSender
-from .web.ui import ui_path
 
 log = logging.getLogger(__name__)
 
@@ -241,5 +240,6 @@ def _report(receiver: str, token: str, sent: list[tuple[str, UmsOutcome]]) -> st
                 total = summary["targets"]["total"]
                 lines.append(f"  {msgid}: {total} target(s) ({now}), {events} events")
                 lines.append(f"    timeline: {url}/timeline")
-                lines.append(f"    page: {receiver}{ui_path(msgid)}")
+                # The UI's message page sits where the API's summary does, under /ui.
+                lines.append(f"    page: {receiver}/ui{summary_path(msgid).removeprefix('/api')}")
     return "\n".join(lines)

@@ -11,7 +11,6 @@ import logging
 import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from flask import Flask, Response, render_template, request
 from flask.sessions import SecureCookieSessionInterface
@@ -74,11 +73,6 @@ def create_ui(parent: Flask) -> Flask:
         return response
 
     return ui
-
-
-def ui_path(msgid: str) -> str:
-    """The path of a message's page in the UI."""
-    return f"{PREFIX}/messages/" + quote(msgid, safe=":@!$&'()*+,;=")
 
 
 def mount(api: WSGIApplication, ui: WSGIApplication) -> WSGIApplication:
