@@ -15,7 +15,7 @@ from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
-from .web import callbacks, docs, health, messages, sends, ui, withdraw
+from .web import callbacks, docs, health, messages, recipients, sends, ui, withdraw
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -36,7 +36,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     )
     app.teardown_appcontext(db.close_session)
     errors.register(app)
-    for blueprint in (callbacks.bp, messages.bp, sends.bp, withdraw.bp, health.bp, docs.bp):
+    blueprints = (callbacks.bp, messages.bp, recipients.bp, sends.bp, withdraw.bp)
+    for blueprint in (*blueprints, health.bp, docs.bp):
         app.register_blueprint(blueprint)
     _log_to_stdout()
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.

@@ -36,6 +36,8 @@ class Reply:
     schema: Mapping[str, Any] | None = None
     headers: tuple[str, ...] = ()
     ref: str | None = None
+    # Further media types the same answer may come in (media type -> raw schema).
+    also: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,16 @@ _PATH_PARAMETERS = {
         "description": "The UMS msgid (it contains colons; percent-encode as usual).",
         "schema": {"type": "string"},
         "example": "v:1t:1603707455p:27133n:2",
-    }
+    },
+    "recipient": {
+        "name": "recipient",
+        "in": "path",
+        "required": True,
+        "description": "A userid or a sender_id (a phone number, an e-mail address, an "
+        "openid...); an event is the recipient's when either equals it.",
+        "schema": {"type": "string"},
+        "example": "user1",
+    },
 }
 _TAGS = [
     {"name": "callbacks", "description": "Called by UMS: URL check and status records."},
@@ -256,7 +267,10 @@ def _reply(reply: Reply, schemas: _Schemas) -> dict[str, Any]:
     )
     answer: dict[str, Any] = {
         "description": reply.description,
-        "content": {reply.media: {"schema": schema}},
+        "content": {
+            reply.media: {"schema": schema},
+            **{media: {"schema": dict(other)} for media, other in reply.also.items()},
+        },
     }
     if reply.headers:
         answer["headers"] = {

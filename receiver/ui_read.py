@@ -1,17 +1,17 @@
 """Reads the web UI needs beside the read API's: the quarantine, and a recipient's
-targets and events across messages."""
+targets across messages."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .read import Page, event_of, target_of
-from .schemas.messages import Event, Target
-from .store import EVENT, MESSAGE, QUARANTINE, TARGET
+from .read import Page, target_of
+from .schemas.messages import Target
+from .store import MESSAGE, QUARANTINE, TARGET
 
 QUARANTINE_PAGE = 50
 RECIPIENT_PAGE = 100
@@ -95,17 +95,3 @@ def recipient_targets(
         RecipientTarget(row["msgid"], row["sendno"], row["created_at"], target_of(row))
         for row in session.execute(query).mappings()
     ]
-
-
-def recipient_events(
-    *, session: Session, recipient: str, limit: int = RECIPIENT_PAGE
-) -> list[tuple[str, Event]]:
-    """A recipient's events (by userid or sender_id) on every message, newest first
-    (``limit`` at most), each with its msgid."""
-    query = (
-        select(EVENT)
-        .where(or_(EVENT.c.userid == recipient, EVENT.c.sender_id == recipient))
-        .order_by(EVENT.c.occurred_at.desc(), EVENT.c.received_at.desc(), EVENT.c.type.desc())
-        .limit(limit)
-    )
-    return [(row["msgid"], event_of(row)) for row in session.execute(query).mappings()]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
+from receiver import history
 from receiver import read as queries
 from tests.conftest import TEST_DATABASE_URL
 
@@ -147,6 +148,30 @@ def test_timeline_pages_come_in_index_order(big_engine):
         nodes = list(_nodes(plan))
         assert {"Sort", "Incremental Sort"}.isdisjoint(n["Node Type"] for n in nodes), (name, plan)
         assert "ix_event_timeline" in {n.get("Index Name") for n in nodes}, name
+
+
+HISTORY = {
+    "history": lambda s: history.recipient_events(session=s, recipient="user7", limit=100),
+    "history-next-page": lambda s: history.recipient_events(
+        session=s,
+        recipient="user7",
+        cursor=history.recipient_events(session=s, recipient="user7", limit=10).next_cursor,
+    ),
+}
+
+
+def test_recipient_history_is_two_index_range_scans(big_engine):
+    # Thousands of events per userid among 250,000: each page reads the userid and
+    # the sender_id index, never the whole event table.
+    for name, run in HISTORY.items():
+        statements = _statements_of(big_engine, run)
+        assert statements, name
+        for plan in _plans(big_engine, statements):
+            nodes = list(_nodes(plan))
+            scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
+            assert "event" not in scanned, (name, json.dumps(plan))
+            indexes = {n.get("Index Name") for n in nodes}
+            assert {"ix_event_userid", "ix_event_sender_id"} <= indexes, (name, json.dumps(plan))
 
 
 def test_service_connections_do_without_jit(engine):

@@ -5,7 +5,8 @@ Bounded (a fixed seed, a few dozen examples per operation) so that it runs in CI
 configuration names the three places where the document cannot say everything:
 
 - a cursor is opaque, and only those this service handed out are valid, so a string
-  that fits the parameter's schema may still be refused (400);
+  that fits the parameter's schema may still be refused (400), and so is ``limit`` or
+  ``cursor`` beside ``format`` (an export is not paged);
 - a UMS message has rules no JSON schema can hold (an audience, a channel's fields),
   so a body that fits the schema may still be refused (400, nothing sent);
 - a callback batch is taken whole (200) with the records that do not fit quarantined,
@@ -39,6 +40,10 @@ password = "{SECRET}"
 [[operations]]
 include-name-regex = "^GET /api/messages"
 checks.positive_data_acceptance.expected-statuses = [200, 400, 404]
+
+[[operations]]
+include-name-regex = "^GET /api/recipients"
+checks.positive_data_acceptance.expected-statuses = [200, 400]
 
 [[operations]]
 include-name = "POST /api/messages"

@@ -249,6 +249,13 @@ def test_recipient_page_lists_its_targets_on_every_message(
     html = page(ui, "/ui/recipients/ann")
     assert "v:a" in html and "v:b" in html and "v:c" not in html
     assert html.split('id="recipient-events"')[1].count('class="event"') == 2
+    post(client, [record(2, msgid=f"v:m{i:02d}", userid="ann") for i in range(55)])
+    first = page(ui, "/ui/recipients/ann")
+    older = re.search(r'id="next-page" href="([^"]+)"', first)
+    assert older and first.split('id="recipient-events"')[1].count('class="event"') == 50
+    rest = page(ui, older.group(1).replace("&amp;", "&"))
+    assert rest.split('id="recipient-events"')[1].count('class="event"') == 7
+    assert "cursor: not a cursor" in page(ui, "/ui/recipients/ann", cursor="x")
     assert page(ui, f"/ui/recipients/{quote('nobody@example.com')}").count("Nothing is known") == 1
 
 
@@ -302,6 +309,7 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
         (f"/api/messages/{MSGID}", f"/ui/messages/{MSGID}"),
         (f"/api/messages/{MSGID}/timeline", f"/ui/messages/{MSGID}"),
         (f"/api/messages/{MSGID}/targets", f"/ui/messages/{MSGID}"),
+        ("/api/recipients/a@example.com/events", "/ui/recipients/a@example.com"),
     ],
 )
 def test_a_browser_opening_a_read_url_is_sent_to_its_page(

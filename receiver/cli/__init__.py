@@ -30,6 +30,7 @@ from . import (  # noqa: E402
     bench,
     demo,
     emulate,
+    export,
     migrate,
     rongcloud_send,
     send,
@@ -63,5 +64,6 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # each command's own
 
 
-for _module in (serve, migrate, send, withdraw, status, rongcloud_send, emulate, demo, bench):
+_COMMANDS = (serve, migrate, send, withdraw, status, export, rongcloud_send, emulate, demo, bench)
+for _module in _COMMANDS:
     main.add_command(_module.command)

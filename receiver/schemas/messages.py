@@ -189,3 +189,17 @@ class MessagePage(BaseModel):
 
     messages: list[MessageSummary]
     next_cursor: str | None
+
+
+class RecipientEvent(Event):
+    """One stored callback record of a recipient, and the message it is about."""
+
+    msgid: str
+
+
+class RecipientEventPage(BaseModel):
+    """One page of a recipient's events across all messages, newest first."""
+
+    recipient: str
+    events: list[RecipientEvent]
+    next_cursor: str | None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
@@ -70,6 +70,12 @@ def _time(raw: Any) -> Any:
         return _EARLIEST if value.year == 1 else _LATEST
 
 
+def _format(raw: Any) -> Any:
+    if raw in ("csv", "ndjson"):
+        return raw
+    raise PydanticCustomError("format", "must be csv or ndjson, got {raw}", {"raw": repr(raw)})
+
+
 def _text(raw: Any) -> Any:
     if isinstance(raw, str) and "\x00" in raw:
         raise PydanticCustomError("nul", "contains a NUL character, which no stored value has")
@@ -79,6 +85,12 @@ def _text(raw: Any) -> Any:
 Limit = Annotated[int, BeforeValidator(_limit)]
 QueryTime = Annotated[Time, BeforeValidator(_time)]
 Text = Annotated[str, BeforeValidator(_text)]
+ExportFormat = Annotated[Literal["csv", "ndjson"], BeforeValidator(_format)]
+_FORMAT = (
+    "Export every item that matches the other parameters, unpaged and streamed, instead "
+    "of one JSON page: csv (UTF-8 with a byte order mark, a header row, nested values "
+    "as dotted columns) or ndjson (one item a line). Not with limit or cursor."
+)
 
 
 class PageQuery(BaseModel):
@@ -100,6 +112,8 @@ class PageQuery(BaseModel):
 
 class TimelineQuery(PageQuery):
     """The parameters of ``GET /api/messages/<msgid>/timeline``."""
+
+    format: ExportFormat | None = Field(None, description=_FORMAT)
 
 
 def _channel(raw: Any) -> Any:
@@ -144,6 +158,11 @@ class TargetQuery(PageQuery):
         description="Only targets that failed at some stage with this error code.",
         json_schema_extra={"type": "integer"},
     )
+    format: ExportFormat | None = Field(None, description=_FORMAT)
+
+
+class RecipientQuery(PageQuery):
+    """The parameters of ``GET /api/recipients/<recipient>/events``."""
 
 
 class MessageQuery(PageQuery):

@@ -55,6 +55,9 @@ def _ui_page() -> str | None:
         return "/ui/" + (f"?{query}" if query else "")
     if request.endpoint in ("messages.message", "messages.timeline", "messages.targets"):
         return "/ui/messages/" + quote(str(msgid), safe=":@!$&'()*+,;=")
+    recipient = (request.view_args or {}).get("recipient")
+    if request.blueprint == "recipients" and recipient is not None:
+        return "/ui/recipients/" + quote(str(recipient), safe=":@!$&'()*+,;=")
     return None
 
 

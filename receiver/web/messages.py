@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, stream_with_context
 
-from .. import read
+from .. import export, read
 from ..db import get_session
 from ..errors import ApiError
 from ..openapi import (
@@ -28,6 +28,11 @@ bp.before_request(require_token)
 
 _READ = {401: TOKEN_UNAUTHORIZED, 503: DATABASE_UNAVAILABLE}
 _PAGE = {400: BAD_PARAMETER, 404: MESSAGE_NOT_FOUND, **_READ}
+# With format=csv or format=ndjson: every matching item, streamed as a download.
+_EXPORTS = {
+    "text/csv": {"type": "string", "description": "UTF-8 with a byte order mark; a header row."},
+    "application/x-ndjson": {"type": "string", "description": "One JSON item a line."},
+}
 
 
 # msgids contain ":" (v:1t:1603707455p:27133n:2); the path converter takes any text up
@@ -56,11 +61,14 @@ def message(msgid: str) -> Response:
     tag="messages",
     security="bearerToken",
     query=TimelineQuery,
-    replies={200: Reply("One page of the timeline.", TimelinePage), **_PAGE},
+    replies={200: Reply("One page of the timeline.", TimelinePage, also=_EXPORTS), **_PAGE},
 )
 def timeline(msgid: str) -> Response:
     """One message's events in time order."""
-    page = _message_page(read.timeline, msgid, query(TimelineQuery))
+    params = query(TimelineQuery)
+    if params.format is not None:
+        return _export(msgid, "events", params)
+    page = _message_page(read.timeline, msgid, params)
     return answer(TimelinePage(msgid=msgid, events=page.items, next_cursor=page.next_cursor))
 
 
@@ -72,11 +80,14 @@ def timeline(msgid: str) -> Response:
     tag="messages",
     security="bearerToken",
     query=TargetQuery,
-    replies={200: Reply("One page of targets.", TargetPage), **_PAGE},
+    replies={200: Reply("One page of targets.", TargetPage, also=_EXPORTS), **_PAGE},
 )
 def targets(msgid: str) -> Response:
     """The current status of each of one message's targets."""
-    page = _message_page(read.targets, msgid, query(TargetQuery))
+    params = query(TargetQuery)
+    if params.format is not None:
+        return _export(msgid, "targets", params)
+    page = _message_page(read.targets, msgid, params)
     return answer(TargetPage(msgid=msgid, targets=page.items, next_cursor=page.next_cursor))
 
 
@@ -103,10 +114,32 @@ def messages() -> Response:
 def _message_page(list_page: Callable[..., Page[Any]], msgid: str, params: PageQuery) -> Page[Any]:
     """One page of a message's list; 404 when nothing at all is known of the message."""
     session = get_session()
-    page = _paged(list_page, session=session, msgid=_stored(msgid), **params.model_dump())
+    filters = params.model_dump(exclude={"format"})
+    page = _paged(list_page, session=session, msgid=_stored(msgid), **filters)
     if not page.items and not read.message_known(session=session, msgid=msgid):
         raise _unknown(msgid)
     return page
+
+
+def _export(msgid: str, what: str, params: TimelineQuery | TargetQuery) -> Response:
+    """Every matching item as a CSV or NDJSON download, streamed batch by batch."""
+    fmt = params.format
+    assert fmt is not None
+    for paging in ("limit", "cursor"):
+        if paging in params.model_fields_set:
+            raise bad_parameter(paging, "an export (format) is not paged; leave it out")
+    filters = params.model_dump(exclude={"format", "limit", "cursor"})
+    chunks = export.message_export(
+        session=get_session(), msgid=_stored(msgid), what=what, fmt=fmt, **filters
+    )
+    if chunks is None:
+        raise _unknown(msgid)
+    name = export.filename(msgid, what, fmt)
+    return Response(
+        stream_with_context(chunk.encode() for chunk in chunks),
+        mimetype=export.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _paged(list_page: Callable[..., Page[Any]], **kwargs: Any) -> Page[Any]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from ... import read, ui_read
+from ... import history, read, ui_read
 from ...db import get_session
 from ...read import CursorError, Page
 from ...schemas.queries import (
@@ -56,7 +56,7 @@ def messages() -> str:
     problem, page = None, Page[Any]([], None)
     try:
         params = _parse(MessageQuery, given)
-        page = read.list_messages(session=get_session(), **params.model_dump())
+        page = read.list_messages(session=get_session(), **_arguments(params))
     except (QueryError, CursorError) as exc:
         problem = _reason(exc)
     return render_template(
@@ -77,7 +77,7 @@ def message(msgid: str) -> str:
     problem, targets = None, Page[Any]([], None)
     try:
         target_query = _parse(TargetQuery, target_args)
-        targets = read.targets(session=get_session(), msgid=msgid, **target_query.model_dump())
+        targets = read.targets(session=get_session(), msgid=msgid, **_arguments(target_query))
     except (QueryError, CursorError) as exc:
         problem = _reason(exc)
     return render_template(
@@ -113,7 +113,8 @@ def send(send_id: str) -> str:
 
 @bp.get(f"{PREFIX}/recipients/<recipient>")
 def recipient(recipient: str) -> str:
-    """A recipient's targets on every message, the newest message first, and its events."""
+    """A recipient's targets on every message, the newest message first, and its
+    history (its events across messages, newest first, paged)."""
     found = ui_read.recipient_targets(session=get_session(), recipient=recipient)
     rows = [
         {
@@ -124,15 +125,23 @@ def recipient(recipient: str) -> str:
         }
         for f in found
     ]
-    events = [
-        {"msgid": msgid, **event.model_dump(mode="json")}
-        for msgid, event in ui_read.recipient_events(session=get_session(), recipient=recipient)
-    ]
+    problem, events = None, Page[Any]([], None)
+    try:
+        events = history.recipient_events(
+            session=get_session(),
+            recipient=recipient,
+            limit=int(LIST_LIMIT),
+            cursor=request.args.get("cursor") or None,
+        )
+    except CursorError as exc:
+        problem = _reason(exc)
     return render_template(
         "recipient.html",
         recipient=recipient,
         rows=rows,
-        events=events,
+        problem=problem,
+        events=[e.model_dump(mode="json") for e in events.items],
+        events_next=_next_url(events.next_cursor, "cursor"),
         limit=ui_read.RECIPIENT_PAGE,
     )
 
@@ -172,7 +181,7 @@ def _live_parts(msgid: str, summary: dict[str, Any], cursor: str | None) -> dict
     problem, events = None, Page[Any]([], None)
     try:
         query = _parse(TimelineQuery, {"cursor": [cursor]} if cursor else {})
-        events = read.timeline(session=get_session(), msgid=msgid, **query.model_dump())
+        events = read.timeline(session=get_session(), msgid=msgid, **_arguments(query))
     except (QueryError, CursorError) as exc:
         problem = _reason(exc)
     return {
@@ -200,6 +209,11 @@ def _parse(model: type[Query], given: Mapping[str, list[str]]) -> Query:
     does); the UI's pages are shorter than the API's."""
     values = {"limit": [LIST_LIMIT], **given}
     return parse_query(model, values.keys(), lambda name: values[name])
+
+
+def _arguments(query: PageQuery) -> dict[str, Any]:
+    """A parsed query as a read function's arguments; a page is never an export."""
+    return query.model_dump(exclude={"format"})
 
 
 def _reason(exc: Exception) -> str:
