@@ -2,11 +2,13 @@
 
 Once the first worker has loaded the app (migrations were applied before gunicorn
 started), the log says ``umstrack: ready on <URL>``, once, so that a person or a script
-knows the service answers.
+knows the service answers. Without ``SECRET_KEY``, the server makes one session key for
+all its workers (else a web UI sign-in would hold on one worker only).
 """
 
 import multiprocessing
 import os
+import secrets
 from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
@@ -29,8 +31,17 @@ _ready_token: int | None = None
 
 
 def when_ready(server: Any) -> None:
-    """Leave the one "ready" byte for the workers about to be forked."""
+    """Leave the one "ready" byte for the workers about to be forked, and give them one
+    session key when none is configured."""
     global _ready_token
+    if not os.environ.get("SECRET_KEY"):
+        # Set before the workers are forked: every worker, and any that replaces one,
+        # inherits it.
+        os.environ["SECRET_KEY"] = secrets.token_urlsafe(32)
+        server.log.warning(
+            "SECRET_KEY is not set: the web UI's sign-ins use a key made for this server "
+            "and end when it stops; set SECRET_KEY to keep them across restarts"
+        )
     read_end, write_end = os.pipe()
     os.write(write_end, b".")
     os.close(write_end)
