@@ -10,15 +10,26 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final, NoReturn
 
 import click
+from sqlalchemy.engine import make_url
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 from ..sending.outcome import SendFailedError
 
 log = logging.getLogger(__name__)
+
+
+def missing_sqlite_file(settings: Settings) -> str | None:
+    """The path of the configured SQLite database when that file does not exist (a
+    command that only reads would create an empty one), else None."""
+    database = make_url(settings.database_url).database
+    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+        return database
+    return None
 
 
 def configure_logging(*, result_on_stdout: bool) -> None:

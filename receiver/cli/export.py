@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import click
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ..config import Settings
 from ..db import make_engine
 from ..export import message_export
-from .common import configure_logging, fail
+from .common import configure_logging, fail, missing_sqlite_file
 
 
 @click.command("export", epilog="Reads DATABASE_URL.")
@@ -45,8 +43,7 @@ def command(msgid: str, what: str, fmt: Literal["csv", "ndjson"], output: str) -
     straight from the database."""
     configure_logging(result_on_stdout=True)
     settings = Settings.from_env()
-    database = make_url(settings.database_url).database
-    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+    if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL)", code=1)
     engine = make_engine(settings)
     try:

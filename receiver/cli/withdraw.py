@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import ConfigError, Settings
@@ -17,7 +14,7 @@ from ..sending.withdraw import (
     WithdrawError,
     WithdrawOutcome,
 )
-from .common import configure_logging, fail, print_json
+from .common import configure_logging, fail, missing_sqlite_file, print_json
 
 
 @click.command(
@@ -33,8 +30,7 @@ def command(msgid: str) -> None:
     print UMS's answer as JSON. Each target's outcome arrives later as callbacks."""
     configure_logging(result_on_stdout=True)
     settings = Settings.from_env()
-    database = make_url(settings.database_url).database
-    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+    if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL), so no message is known", code=2)
     engine = make_engine(settings)
     try:
