@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from typing import overload
 
 from sender.rongcloud.protocol import DEFAULT_API_BASE as RONGCLOUD_API_BASE
 from sender.rongcloud.protocol import DEFAULT_BACKUP_API_BASE as RONGCLOUD_BACKUP_API_BASE
@@ -13,6 +15,8 @@ from sender.ums.protocol import DEFAULT_API_BASE as UMS_API_BASE
 
 DEFAULT_SQLITE_FILE = "umstrack.db"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_STALE_AFTER_MINUTES = 30
+DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
 
 
 class ConfigError(ValueError):
@@ -37,6 +41,19 @@ class Settings:
     rongcloud_backup_api_base: str | None = RONGCLOUD_BACKUP_API_BASE
     # Signs the web UI's session cookie; unset, each process makes its own.
     secret_key: str | None = None
+    # The address to bind; None: the command's own default (0.0.0.0 for the platform's
+    # web process only, 127.0.0.1 for everything run on a laptop).
+    host: str | None = None
+    # Bearer token of GET /metrics; unset, metrics answer on a loopback bind only.
+    metrics_token: str | None = None
+    # Messages older than this many days are purged (``umstrack purge``); None: kept.
+    retention_days: int | None = None
+    # A target whose last status is not final and has not moved for this long is stale.
+    stale_after: timedelta = timedelta(minutes=DEFAULT_STALE_AFTER_MINUTES)
+    # Proxies whose X-Forwarded-* headers are believed (addresses, networks or "*").
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # PostgreSQL statement_timeout of the web app's queries.
+    statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,7 +65,7 @@ class Settings:
             max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             sqlite_busy_timeout_ms=_int(env, "SQLITE_BUSY_TIMEOUT_MS", 5000),
             port=_int(env, "PORT", 8000),
-            api_tokens=tuple(t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()),
+            api_tokens=_list(env, "API_TOKENS"),
             public_url=env.get("PUBLIC_URL") or None,
             ums_api_base=env.get("UMS_API_BASE") or UMS_API_BASE,
             rongcloud_app_key=env.get("RONGCLOUD_APP_KEY") or None,
@@ -59,6 +76,12 @@ class Settings:
             rongcloud_backup_api_base=env.get("RONGCLOUD_BACKUP_API_BASE")
             or (None if env.get("RONGCLOUD_API_BASE") else RONGCLOUD_BACKUP_API_BASE),
             secret_key=env.get("SECRET_KEY") or None,
+            host=env.get("HOST", "").strip() or None,
+            metrics_token=env.get("METRICS_TOKEN") or None,
+            retention_days=_int(env, "RETENTION_DAYS", None),
+            stale_after=timedelta(minutes=_int(env, "STALE_AFTER", DEFAULT_STALE_AFTER_MINUTES)),
+            forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
+            statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
         )
 
 
@@ -89,7 +112,15 @@ def parse_channels(value: str) -> dict[str, str]:
     return channels
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+@overload
+def _int(env: Mapping[str, str], name: str, default: int) -> int: ...
+@overload
+def _int(env: Mapping[str, str], name: str, default: None) -> int | None: ...
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
