@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app, g
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -141,14 +142,31 @@ def wait_for_write_turn(engine: Engine) -> int | None:
     return fd
 
 
-def database_answers(engine: Engine) -> bool:
-    """Whether the database answers a trivial query."""
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:  # any failure to answer means "not healthy"
-        return False
-    return True
+@functools.cache
+def head_revision() -> str:
+    """The newest revision of the bundled migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None, "the bundled migrations have no head"
+    return head
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision of the bundled migrations."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def alembic_config(database_url: str) -> Any:

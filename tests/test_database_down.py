@@ -63,8 +63,8 @@ def test_database_down_gives_503_then_recovers_without_restart(outage, engine, b
     assert response.json["error"] == "database_unavailable"
     assert response.headers["Retry-After"]
     if backend == "postgresql":
-        # A SQLite write lock still lets readers (and so the health check) through.
-        assert client.get("/healthz").status_code == 503
+        # A SQLite write lock still lets readers (and so the readiness check) through.
+        assert client.get("/readyz").status_code == 503
 
     come_back()
     assert {e.msgid for e in events(engine)} == {"before"}  # nothing of the failed batch
@@ -73,4 +73,4 @@ def test_database_down_gives_503_then_recovers_without_restart(outage, engine, b
     assert response.status_code == 200
     assert response.json == {"received": 100, "stored": 100, "duplicates": 0, "quarantined": 0}
     assert len(events(engine)) == 110 and len(targets(engine)) == 110
-    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200

@@ -1,13 +1,16 @@
-"""Health check for the platform's router and monitors."""
+"""Health checks for the platform: ``/healthz`` (liveness: the process answers) and
+``/readyz`` (readiness: what the service needs to work, each check named)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from flask import Blueprint, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from ..db import database_answers, get_engine
+from ..db import get_engine, head_revision, known_revisions, schema_revision
 from ..errors import error_response
 from ..openapi import Reply, documented
 from .common import answer
@@ -16,24 +19,94 @@ bp = Blueprint("health", __name__)
 
 
 class Health(BaseModel):
-    """The health answer."""
+    """The liveness answer."""
 
     status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    """The readiness answer: what each check found."""
+
+    status: Literal["ready"]
+    checks: dict[str, str] = Field(
+        description='Each check and what it found: `database` "ok", `schema` the '
+        "database's migration revision."
+    )
+
+
+class NotReady(BaseModel):
+    """Not ready (error `not_ready`): the message names what fails."""
+
+    error: Literal["not_ready"]
+    message: str
+    checks: dict[str, str] = Field(
+        description="Each check that ran and what it found (`unavailable`, `behind` ...)."
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check's finding: ``problem`` says why the service is not ready."""
+
+    name: str
+    found: str
+    problem: str | None = None
+
+
+def database_checks() -> Iterator[Check]:
+    """The database answers, and its schema is at the bundled migrations' head (or at a
+    revision this release does not know: a newer release's, which migrated first)."""
+    try:
+        revision = schema_revision(get_engine())
+    except Exception:  # any failure to answer means "not ready"
+        yield Check("database", "unavailable", "the database does not answer")
+        return
+    yield Check("database", "ok")
+    head = head_revision()
+    if revision is None:
+        yield Check("schema", "none", f"the database has no schema (head is {head})")
+    elif revision != head and revision in known_revisions():
+        yield Check(
+            "schema", f"behind: {revision}", f"the schema is at {revision}, behind head {head}"
+        )
+    else:
+        yield Check("schema", revision)
+
+
+# Each readiness check in turn; a check of another dependency is added here.
+READINESS: tuple[Callable[[], Iterator[Check]], ...] = (database_checks,)
 
 
 @bp.get("/healthz")
 @documented(
     operation_id="healthz",
-    summary="Health check: does the database answer?",
+    summary="Liveness: the process answers (nothing else is checked)",
+    tag="service",
+    security=None,
+    replies={200: Reply("The process answers.", Health)},
+)
+def healthz() -> Response:
+    """200 whenever the process answers: a platform restarts the process when it does not."""
+    return answer(Health(status="ok"))
+
+
+@bp.get("/readyz")
+@documented(
+    operation_id="readyz",
+    summary="Readiness: the database answers and its schema is at the migrations' head",
     tag="service",
     security=None,
     replies={
-        200: Reply("The database answers.", Health),
-        503: Reply("The database does not answer (error `database_unavailable`)."),
+        200: Reply("Ready: every check passed.", Ready),
+        503: Reply("Not ready (error `not_ready`); the message names what fails.", NotReady),
     },
 )
-def healthz() -> Response:
-    """200 when the database answers, 503 otherwise."""
-    if not database_answers(get_engine()):
-        return error_response(503, "database_unavailable", "The database does not answer.")
-    return answer(Health(status="ok"))
+def readyz() -> Response:
+    """200 when every readiness check passes, else 503 naming the ones that fail."""
+    checks = [check for run in READINESS for check in run()]
+    found = {check.name: check.found for check in checks}
+    problems = [check.problem for check in checks if check.problem]
+    if problems:
+        message = "Not ready: " + "; ".join(problems) + "."
+        return error_response(503, "not_ready", message, details={"checks": found})
+    return answer(Ready(status="ready", checks=found))
