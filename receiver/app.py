@@ -15,7 +15,7 @@ from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
-from .web import callbacks, docs, health, messages, recipients, sends, ui, withdraw
+from .web import callbacks, docs, health, messages, recipients, security, sends, ui, withdraw
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.
     app.extensions["umstrack.ui"] = ui.create_ui(app)
     app.wsgi_app = ui.mount(app.wsgi_app, app.extensions["umstrack.ui"])  # type: ignore[method-assign,assignment]
+    security.init_app(app)  # last: its proxy check wraps the UI too
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ class Settings:
             metrics_token=env.get("METRICS_TOKEN") or None,
             retention_days=_int(env, "RETENTION_DAYS", None),
             stale_after=timedelta(minutes=_int(env, "STALE_AFTER", DEFAULT_STALE_AFTER_MINUTES)),
-            forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
+            forwarded_allow_ips=_addresses(env, "FORWARDED_ALLOW_IPS"),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
         )
 
@@ -114,6 +115,19 @@ def parse_channels(value: str) -> dict[str, str]:
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A list of addresses and networks (or ``*``), each checked."""
+    items = _list(env, name)
+    for item in items:
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an address, a network or *") from None
+    return items
 
 
 @overload

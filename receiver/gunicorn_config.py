@@ -11,7 +11,11 @@ import os
 import secrets
 from typing import Any
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# A platform's web process listens on every interface unless HOST says otherwise.
+_host = os.environ.get("HOST", "").strip() or "0.0.0.0"
+bind = (f"[{_host}]" if ":" in _host else _host) + f":{os.environ.get('PORT', '8000')}"
+# Gunicorn believes no proxy: the app itself believes those in FORWARDED_ALLOW_IPS.
+forwarded_allow_ips = ""
 # Heroku sets WEB_CONCURRENCY to suit the dyno size.
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2 + 1)
 # Threads keep connections alive between a poster's batches and overlap one

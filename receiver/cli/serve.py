@@ -17,26 +17,27 @@ log = logging.getLogger(__name__)
 
 @click.command(
     "serve",
-    epilog="Reads DATABASE_URL, PORT, UMS_CHANNELS, API_TOKENS, PUBLIC_URL, UMS_API_BASE, "
-    "MAX_BODY_BYTES, SQLITE_BUSY_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and "
-    "GUNICORN_ACCESSLOG.",
+    epilog="Reads DATABASE_URL, HOST, PORT, UMS_CHANNELS, API_TOKENS, PUBLIC_URL, "
+    "UMS_API_BASE, MAX_BODY_BYTES, SQLITE_BUSY_TIMEOUT_MS, FORWARDED_ALLOW_IPS, "
+    "STATEMENT_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and GUNICORN_ACCESSLOG.",
 )
 @click.option(
     "--host",
-    default="0.0.0.0",
-    show_default=True,
-    help="Address to bind: 0.0.0.0 for every interface (a platform's web process), "
-    "127.0.0.1 for this machine only.",
+    help="Address to bind (default $HOST, else 127.0.0.1: this machine only); 0.0.0.0 "
+    "for every interface.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), help="Port to bind (default $PORT or 8000).")
 @click.option("--workers", type=click.IntRange(min=1), help="Gunicorn workers ($WEB_CONCURRENCY).")
-def command(host: str, port: int | None, workers: int | None) -> None:
+def command(host: str | None, port: int | None, workers: int | None) -> None:
     """Apply migrations, then serve the web app under gunicorn (SQLite by default); the
     line "umstrack: ready on URL" on stderr says when it answers."""
     configure_logging(result_on_stdout=False)
     settings = Settings.from_env()
     migrate(settings.database_url)
     port = port or settings.port
+    host = host or settings.host or "127.0.0.1"
+    # The app reads the address it serves on (an open /metrics only on loopback).
+    os.environ["HOST"] = host
     address = f"[{host}]" if ":" in host else host  # an IPv6 address
     argv = [
         sys.executable,
