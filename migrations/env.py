@@ -26,7 +26,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(Settings(database_url=_database_url()))
+    engine = make_engine(Settings(database_url=_database_url()), maintenance=True)
     try:
         with engine.connect() as connection:
             context.configure(

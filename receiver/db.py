@@ -26,12 +26,17 @@ from .config import Settings
 SQLITE_BEGIN = "sqlite_begin"
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Create the engine for the configured database."""
+def make_engine(settings: Settings, *, maintenance: bool = False) -> Engine:
+    """Create the engine for the configured database. On PostgreSQL its statements stop
+    after ``settings.statement_timeout_ms``, unless it is a ``maintenance`` engine
+    (migrations, purges), whose statements may rightly run long."""
     url = settings.database_url
+    # Errors and logs never show a statement's parameters: phone numbers, user ids.
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}
+            url,
+            connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000},
+            hide_parameters=True,
         )
         _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         return engine
@@ -40,14 +45,21 @@ def make_engine(settings: Settings) -> Engine:
         connect_args["connect_timeout"] = 5
     # pre_ping: a connection that died while the database was away is replaced on
     # checkout, so the app recovers by itself when the database comes back.
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, connect_args=connect_args)
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=5, connect_args=connect_args, hide_parameters=True
+    )
     if engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _session_settings)
+        timeout = None if maintenance else settings.statement_timeout_ms
+        event.listen(engine, "connect", functools.partial(_session_settings, timeout=timeout))
     return engine
 
 
-def _session_settings(dbapi_connection: Any, _record: Any) -> None:
+def _session_settings(dbapi_connection: Any, _record: Any, *, timeout: int | None) -> None:
     with dbapi_connection.cursor() as cursor:
+        # A query stuck behind a lock or scanning far too much gives up, and frees its
+        # connection and worker, instead of holding them until the client has gone.
+        # Set here rather than in the connection's options, which the URL may hold.
+        cursor.execute(f"SET statement_timeout = {int(timeout or 0)}")
         # PostgreSQL's JIT compiles the plan of a summary over a big broadcast's targets
         # for longer than the query then runs (measured: 125 ms of a 390 ms summary).
         cursor.execute("SET jit = off")

@@ -63,6 +63,28 @@ _SQLITE_TRANSIENT = (
 )
 
 
+# PostgreSQL cancelled the statement: statement_timeout (or an administrator) stopped it.
+QUERY_CANCELED = "57014"
+
+
+class DatabaseError(Exception):
+    """A database error that no retry would mend, described without the values."""
+
+
+def safe_description(exc: DBAPIError) -> str:
+    """What went wrong, without the values of the statement or the row: the driver's
+    error class, PostgreSQL's SQLSTATE and its primary message (never its DETAIL)."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    kind = f"{type(exc).__name__}: {type(orig).__name__}"
+    if primary is not None:
+        return f"{kind} (SQLSTATE {getattr(orig, 'sqlstate', None)}): {primary}"
+    # SQLite names the constraint, never the values; the statement's own parameters
+    # are hidden by the engine (hide_parameters).
+    return f"{kind}: {orig}"
+
+
 def database_unreachable(exc: DBAPIError) -> bool:
     """Whether a database error means the database cannot be reached (or is
     restarting), so that the same request may succeed later: the only 503."""
@@ -95,11 +117,14 @@ def register(app: Flask) -> None:
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
         if not database_unreachable(exc):
-            raise exc
-        log.warning("database unavailable: %s", exc.orig)
-        return error_response(
-            503,
-            "database_unavailable",
-            "The database is unavailable; nothing was stored. Retry later.",
-            {"Retry-After": "5"},
-        )
+            # Logged as a 500 with its traceback, but without the values PostgreSQL's
+            # message may quote (a duplicate key's phone number, a row's contents).
+            raise DatabaseError(safe_description(exc)).with_traceback(exc.__traceback__) from None
+        log.warning("database unavailable: %s", safe_description(exc))
+        message = "The database is unavailable; nothing was stored. Retry later."
+        if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+            message = (
+                "The database did not finish in time (STATEMENT_TIMEOUT_MS); nothing was "
+                "stored. Retry later."
+            )
+        return error_response(503, "database_unavailable", message, {"Retry-After": "5"})
