@@ -5,10 +5,13 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import overload
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from sender.rongcloud.protocol import DEFAULT_API_BASE as RONGCLOUD_API_BASE
 from sender.rongcloud.protocol import DEFAULT_BACKUP_API_BASE as RONGCLOUD_BACKUP_API_BASE
@@ -26,27 +29,28 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the service reads from its environment."""
+    """Everything the service reads from its environment. Its repr shows no secret: a
+    settings object may end up in a log or a traceback."""
 
     database_url: str
-    channels: Mapping[str, str] = field(default_factory=dict)
+    channels: Mapping[str, str] = field(default_factory=dict, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sqlite_busy_timeout_ms: int = 5000
     port: int = 8000
-    api_tokens: tuple[str, ...] = ()
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
     public_url: str | None = None
     ums_api_base: str = UMS_API_BASE
     rongcloud_app_key: str | None = None
-    rongcloud_app_secret: str | None = None
+    rongcloud_app_secret: str | None = field(default=None, repr=False)
     rongcloud_api_base: str = RONGCLOUD_API_BASE
     rongcloud_backup_api_base: str | None = RONGCLOUD_BACKUP_API_BASE
     # Signs the web UI's session cookie; unset, each process makes its own.
-    secret_key: str | None = None
+    secret_key: str | None = field(default=None, repr=False)
     # The address to bind; None: the command's own default (0.0.0.0 for the platform's
     # web process only, 127.0.0.1 for everything run on a laptop).
     host: str | None = None
     # Bearer token of GET /metrics; unset, metrics answer on a loopback bind only.
-    metrics_token: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
     # Messages older than this many days are purged (``umstrack purge``); None: kept.
     retention_days: int | None = None
     # A target whose last status is not final and has not moved for this long is stale.
@@ -55,6 +59,14 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ()
     # PostgreSQL statement_timeout of the web app's queries.
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+
+    def __repr__(self) -> str:
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.repr and f.name != "database_url"
+        ]
+        return f"Settings(database_url={safe_url(self.database_url)!r}, {', '.join(shown)})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,16 +111,30 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def safe_url(url: str) -> str:
+    """A database URL fit for a log line: its password, if any, masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL at all: say nothing of it but its scheme
+        return url.partition("://")[0] + "://..." if "://" in url else "(not a URL)"
+
+
 def parse_channels(value: str) -> dict[str, str]:
-    """Parse ``UMS_CHANNELS``: ``channelkey:mastersecret`` pairs, comma-separated."""
+    """Parse ``UMS_CHANNELS``: ``channelkey:mastersecret`` pairs, comma-separated. An
+    error names a malformed item by its position, never by its text: that may be a
+    secret."""
     channels: dict[str, str] = {}
-    for item in value.split(","):
-        item = item.strip()
+    items = [item.strip() for item in value.split(",")]
+    for position, item in enumerate(items, start=1):
         if not item:
             continue
         key, sep, secret = item.partition(":")
         if not sep or not key or not secret:
-            raise ConfigError(f"UMS_CHANNELS: {item!r} is not of the form channelkey:mastersecret")
+            missing = "no ':'" if not sep else "no channelkey" if not key else "no mastersecret"
+            raise ConfigError(
+                f"UMS_CHANNELS: item {position} of {len(items)} has {missing} "
+                "(expected channelkey:mastersecret, comma-separated)"
+            )
         channels[key] = secret
     return channels
 

@@ -1,5 +1,6 @@
 """``umstrack status MSGID``: a message's summary and timeline as terminal tables,
-read straight from the database (no server needed)."""
+read straight from the database (no server needed). Every value is printed with its
+control characters escaped: callbacks and provider answers come from outside."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 from sender.ums.protocol import STATUSES
 
 from . import read as queries
+from .text import printable
 
 PAGE = 1000
 
@@ -65,7 +67,7 @@ def _summary_lines(summary: dict[str, Any]) -> list[str]:
         ("first event", _when(summary["first_event_at"])),
         ("last event", _when(summary["last_event_at"])),
     ]
-    lines = [f"{name + ':':<13}{value}" for name, value in facts if value is not None]
+    lines = [f"{name + ':':<13}{printable(value)}" for name, value in facts if value is not None]
     by_status = summary["targets"]["by_status"]
     rows = [(s, str(summary["counts"][s]), str(by_status[s])) for s in STATUSES]
     rows.append(("total", str(_total(summary)), str(summary["targets"]["total"])))
@@ -112,8 +114,9 @@ def _when(iso: str | None) -> str | None:
 def _table(
     header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int] | None = None
 ) -> list[str]:
-    """Rows under a header, columns padded to their widest cell."""
+    """Rows under a header, columns padded to their widest cell (escaped first)."""
     numeric = numeric or set()
+    rows = [[printable(str(cell)) for cell in row] for row in rows]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: Sequence[str]) -> str:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run
+from ..config import Settings, normalize_database_url
 from .common import configure_logging, fail
+from .database import check_database
 
 
 @click.command(
     "bench",
-    epilog="Reads UMS_CHANNELS (for --url without --channel). Exit 1 when any batch "
-    "was not acknowledged with 200.",
+    epilog="Reads UMS_CHANNELS (for --url without --channel). A server started here "
+    "listens on 127.0.0.1. Exit 1 when any batch was not acknowledged with 200 or the "
+    "database cannot be reached, 2 for a bad setting.",
 )
 @click.option("--url", help="Base URL of a running receiver (default: start one here).")
 @click.option(
@@ -43,16 +44,23 @@ def command(
     """Post one broadcast's callbacks in batches from concurrent posters; print
     events/s and acknowledgement latency p50/p99."""
     configure_logging(result_on_stdout=False)
+    settings = Settings.from_env()  # a bad setting: one line, exit 2
     options = BenchOptions(posters=posters, batches=batches, batch_size=batch_size, warmup=warmup)
     if url:
-        channel = channel or os.environ.get("UMS_CHANNELS", "").split(",")[0]
-        if ":" not in channel:
+        if channel is None and settings.channels:
+            channel = ":".join(next(iter(settings.channels.items())))
+        if not channel or ":" not in channel:
             fail("give --channel channelkey:mastersecret", code=2)
         figures = run(url, channel, options)
     else:
         channel = channel or BENCH_CHANNEL
-        with local_server(database_url, channel, workers) as url:
-            figures = run(url, channel, options)
+        if database_url:
+            check_database(Settings(database_url=normalize_database_url(database_url)))
+        try:
+            with local_server(database_url, channel, workers) as url:
+                figures = run(url, channel, options)
+        except RuntimeError as exc:  # the server exited, or never answered
+            fail(f"the receiver to bench did not start: {exc}", code=1)
     click.echo(f"server       {url}")
     click.echo(f"posters      {posters}, batch size {batch_size}")
     click.echo(figures.report())

@@ -19,6 +19,9 @@ from sqlalchemy.engine import make_url
 
 from ..config import ConfigError, Settings
 from ..sending.outcome import SendFailedError
+from ..text import printable
+
+__all__ = ["printable"]  # escapes what came from outside before it is printed
 
 log = logging.getLogger(__name__)
 
@@ -30,26 +33,6 @@ def missing_sqlite_file(settings: Settings) -> str | None:
     if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
         return database
     return None
-
-
-_CONTROL: Final = {
-    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code != 0x0A
-} | {0x09: "\\t", 0x0D: "\\r", 0x1B: "\\x1b"}
-_FORMATTING: Final = {
-    code: f"\\u{code:04x}"
-    for code in (0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
-}
-
-
-def printable(text: str, *, newlines: bool = False) -> str:
-    """``text`` made safe for a terminal: control characters (escape sequences that
-    could move the cursor, retitle the window or hide text) and bidirectional overrides
-    written as escapes; newlines kept only when ``newlines``. For every value that came
-    from outside (callbacks, bodies) before it is printed as text."""
-    table = dict(_CONTROL) | _FORMATTING
-    if not newlines:
-        table[0x0A] = "\\n"
-    return text.translate(table)
 
 
 def configure_logging(*, result_on_stdout: bool) -> None:

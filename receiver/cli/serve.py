@@ -11,6 +11,7 @@ import click
 from ..config import Settings
 from ..db import migrate
 from .common import configure_logging
+from .database import check_database, reporting_database_errors
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
     "serve",
     epilog="Reads DATABASE_URL, HOST, PORT, UMS_CHANNELS, API_TOKENS, PUBLIC_URL, "
     "UMS_API_BASE, MAX_BODY_BYTES, SQLITE_BUSY_TIMEOUT_MS, FORWARDED_ALLOW_IPS, "
-    "STATEMENT_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and GUNICORN_ACCESSLOG.",
+    "STATEMENT_TIMEOUT_MS, WEB_CONCURRENCY, GUNICORN_THREADS and GUNICORN_ACCESSLOG. "
+    "Exit 2 for a bad setting, 1 when the database cannot be reached or migrated.",
 )
 @click.option(
     "--host",
@@ -33,7 +35,9 @@ def command(host: str | None, port: int | None, workers: int | None) -> None:
     line "umstrack: ready on URL" on stderr says when it answers."""
     configure_logging(result_on_stdout=False)
     settings = Settings.from_env()
-    migrate(settings.database_url)
+    check_database(settings)
+    with reporting_database_errors(settings.database_url):
+        migrate(settings.database_url)
     port = port or settings.port
     host = host or settings.host or "127.0.0.1"
     # The app reads the address it serves on (an open /metrics only on loopback).
