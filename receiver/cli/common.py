@@ -29,8 +29,10 @@ log = logging.getLogger(__name__)
 def missing_sqlite_file(settings: Settings) -> str | None:
     """The path of the configured SQLite database when that file does not exist (a
     command that only reads would create an empty one), else None."""
+    if not settings.database_url.startswith("sqlite"):
+        return None  # (and a URL that is none: the engine says what is wrong with it)
     database = make_url(settings.database_url).database
-    if settings.database_url.startswith("sqlite") and database and not Path(database).exists():
+    if database and not Path(database).exists():
         return database
     return None
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ..config import Settings
-from ..db import make_engine
 from ..report import status_report
 from .common import configure_logging, fail, missing_sqlite_file
+from .database import checked_engine, reporting_database_errors
 
 
-@click.command("status", epilog="Reads DATABASE_URL.")
+@click.command(
+    "status",
+    epilog="Reads DATABASE_URL. Callback text is printed with control characters escaped. "
+    "Exit 1 when the message is unknown or the database cannot be read, 2 when "
+    "DATABASE_URL cannot be used as written.",
+)
 @click.argument("msgid")
 @click.option(
     "--limit",
@@ -27,12 +31,10 @@ def command(msgid: str, limit: int) -> None:
     settings = Settings.from_env()
     if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL)", code=1)
-    engine = make_engine(settings)
+    engine = checked_engine(settings)
     try:
-        with Session(engine) as session:
+        with reporting_database_errors(settings.database_url), Session(engine) as session:
             report = status_report(session=session, msgid=msgid, limit=limit or None)
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the database: {exc.__cause__ or exc}", code=1)
     finally:
         engine.dispose()
     if report is None:
