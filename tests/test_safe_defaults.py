@@ -193,6 +193,10 @@ def test_serve_binds_loopback_unless_host_says(tmp_path, host, shown):
         )
         try:
             wait_until_healthy(port, process)
+            # gunicorn (serve exec'd it) and so the app see the address chosen.
+            with open(f"/proc/{process.pid}/environ", "rb") as environ:
+                variables = environ.read().split(b"\0")
+            assert f"HOST={host or '127.0.0.1'}".encode() in variables
             ready = ""
             while "umstrack: ready on" not in ready:  # said once the first worker answers
                 log.seek(0)
