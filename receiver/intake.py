@@ -28,6 +28,7 @@ _FOREIGN = "msgid belongs to another channel"
 # A quarantined record's reason starts with its place in its batch; its cause is the rest.
 RECORD_PREFIX = "record {}: "
 _RECORD_PREFIX = re.compile(r"^record [0-9]+: ")
+MAX_CAUSE = 200
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,11 @@ def quarantine(
 
 def cause_of(reason: str) -> str:
     """A quarantine reason without the record's place in its batch: "record 3: msgid is
-    missing" and "record 7: msgid is missing" have one cause."""
-    return _RECORD_PREFIX.sub("", reason, count=1)
+    missing" and "record 7: msgid is missing" have one cause. Cut at MAX_CAUSE
+    characters (ending in "…"): a reason may quote a long value, and the cause is
+    indexed (a PostgreSQL index entry holds at most about 2700 bytes)."""
+    cause = _RECORD_PREFIX.sub("", reason, count=1)
+    return cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
 
 
 def _storable_json(

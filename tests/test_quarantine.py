@@ -36,6 +36,9 @@ from tests.helpers import (
 B_AUTH = basic_auth(OTHER_CHANNEL, OTHER_SECRET)
 FOREIGN = "msgid belongs to another channel"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+# A reason that quotes a long value: its cause is cut, so that it can be indexed.
+LONG = "record 7: channelkey '" + "é" * 3000 + "' is not the authenticated channel"
+LONG_CAUSE = "channelkey '" + "é" * 187 + "…"
 
 
 def keep(engine, items: list[tuple[str, str]], *, channelkey: str = CHANNEL, at=T0) -> None:
@@ -355,7 +358,7 @@ def test_migration_gives_rows_kept_before_it_their_cause(backend, tmp_path):
         try:
             with engine.begin() as conn:
                 for n, reason in enumerate(
-                    ["record 12: msgid is missing", "body is not JSON: x", "record x: odd"]
+                    ["record 12: msgid is missing", "body is not JSON: x", "record x: odd", LONG]
                 ):
                     conn.execute(
                         text(
@@ -367,7 +370,12 @@ def test_migration_gives_rows_kept_before_it_their_cause(backend, tmp_path):
             command.upgrade(alembic_config(url), "head")
             with engine.connect() as conn:
                 causes = conn.execute(text("SELECT cause FROM quarantine ORDER BY id")).scalars()
-                assert list(causes) == ["msgid is missing", "body is not JSON: x", "record x: odd"]
+                assert list(causes) == [
+                    "msgid is missing",
+                    "body is not JSON: x",
+                    "record x: odd",
+                    LONG_CAUSE,
+                ]
         finally:
             engine.dispose()
 
@@ -376,3 +384,11 @@ def test_migration_gives_rows_kept_before_it_their_cause(backend, tmp_path):
     else:
         with fresh_postgres_schema() as url:
             check(url)
+
+
+def test_a_long_reason_is_kept_whole_and_counted_by_its_cut_cause(client, engine):
+    keep(engine, [(LONG, "{}"), (LONG.replace("record 7", "record 8"), "[]")])
+    body = api_get(client, "/api/quarantine", reason=LONG_CAUSE).json
+    assert [i["reason"] for i in body["items"]] == [LONG.replace("record 7", "record 8"), LONG]
+    assert body["counts"] == [{"reason": LONG_CAUSE, "count": 2}]
+    assert len(LONG_CAUSE) == 200

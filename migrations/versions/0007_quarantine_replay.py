@@ -17,12 +17,14 @@ branch_labels = None
 depends_on = None
 
 UTC_DATETIME = sa.DateTime(timezone=True)
-# A record's reason starts "record <index in its batch>: " (receiver.intake).
+# A record's reason starts "record <index in its batch>: " (receiver.intake); the
+# cause is the rest, cut at 200 characters (receiver.intake.MAX_CAUSE).
 _CAUSE = {
     "postgresql": "regexp_replace(reason, '^record [0-9]+: ', '')",
     "sqlite": "CASE WHEN reason GLOB 'record [0-9]*: *' "
     "THEN substr(reason, instr(reason, ': ') + 2) ELSE reason END",
 }
+_CUT = "CASE WHEN length({c}) > 200 THEN substr({c}, 1, 199) || '…' ELSE {c} END"
 
 
 def upgrade() -> None:
@@ -30,7 +32,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("cause", sa.Text(), nullable=True))
         batch.add_column(sa.Column("replayed_at", UTC_DATETIME, nullable=True))
         batch.add_column(sa.Column("replay_result", sa.Text(), nullable=True))
-    op.execute(f"UPDATE quarantine SET cause = {_CAUSE[op.get_bind().dialect.name]}")
+    cause = _CAUSE[op.get_bind().dialect.name]
+    op.execute(f"UPDATE quarantine SET cause = {_CUT.format(c=cause)}")
     with op.batch_alter_table("quarantine") as batch:
         batch.alter_column("cause", existing_type=sa.Text(), nullable=False)
     op.create_index("ix_quarantine_received_at_id", "quarantine", ["received_at", "id"])
