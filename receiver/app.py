@@ -15,7 +15,18 @@ from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
-from .web import callbacks, docs, health, messages, recipients, security, sends, ui, withdraw
+from .web import (
+    callbacks,
+    docs,
+    health,
+    messages,
+    quarantine,
+    recipients,
+    security,
+    sends,
+    ui,
+    withdraw,
+)
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -37,7 +48,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.teardown_appcontext(db.close_session)
     errors.register(app)
     blueprints = (callbacks.bp, messages.bp, recipients.bp, sends.bp, withdraw.bp)
-    for blueprint in (*blueprints, health.bp, docs.bp):
+    for blueprint in (*blueprints, quarantine.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
     _log_to_stdout()
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.

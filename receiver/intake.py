@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,10 @@ from .store import claim_messages, digest, store_events, store_quarantine
 
 log = logging.getLogger(__name__)
 _FOREIGN = "msgid belongs to another channel"
+# A quarantined record's reason starts with its place in its batch; its cause is the rest.
+RECORD_PREFIX = "record {}: "
+_RECORD_PREFIX = re.compile(r"^record [0-9]+: ")
+MAX_CAUSE = 200
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,31 @@ def store_batch(
     else that goes wrong with one record costs that record alone.
     """
     received_at = received_at or datetime.now(UTC)
+    stored, rejects = store_checked(
+        session=session, channelkey=channelkey, batch=batch, received_at=received_at
+    )
+    quarantine(
+        session=session,
+        channelkey=channelkey,
+        items=[
+            (f"{RECORD_PREFIX.format(i)}{reason}", _kept_text(rec)) for i, reason, rec in rejects
+        ],
+        received_at=received_at,
+    )
+    return BatchResult(
+        received=batch.received,
+        stored=stored,
+        duplicates=batch.received - len(rejects) - stored,
+        quarantined=len(rejects),
+    )
+
+
+def store_checked(
+    *, session: Session, channelkey: str, batch: CheckedBatch, received_at: datetime
+) -> tuple[int, list[tuple[int, str, Any]]]:
+    """Store a checked batch's good records (:func:`store_batch` without the quarantine):
+    how many events were new, and every record that cannot be stored, in batch order,
+    with its reason. A replay of quarantined input uses it as it is."""
     rejects = list(batch.rejects)
     try:
         stored = _store(session, batch.good, batch.good_json, channelkey, received_at, rejects)
@@ -90,18 +120,7 @@ def store_batch(
         rejects = list(batch.rejects)
         stored = _store_one_by_one(session, batch.good, channelkey, received_at, rejects)
     rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
-    quarantine(
-        session=session,
-        channelkey=channelkey,
-        items=[(f"record {i}: {reason}", _kept_text(rec)) for i, reason, rec in rejects],
-        received_at=received_at,
-    )
-    return BatchResult(
-        received=batch.received,
-        stored=stored,
-        duplicates=batch.received - len(rejects) - stored,
-        quarantined=len(rejects),
-    )
+    return stored, rejects
 
 
 def _store(
@@ -197,12 +216,22 @@ def quarantine(
                 "quarantine_key": digest(f"{channelkey}\n{reason}\n{raw}".encode()),
                 "channelkey": channelkey,
                 "reason": reason,
+                "cause": cause_of(reason),
                 "raw": raw,
                 "received_at": received_at,
             }
             for reason, raw in items
         ],
     )
+
+
+def cause_of(reason: str) -> str:
+    """A quarantine reason without the record's place in its batch: "record 3: msgid is
+    missing" and "record 7: msgid is missing" have one cause. Cut at MAX_CAUSE
+    characters (ending in "…"): a reason may quote a long value, and the cause is
+    indexed (a PostgreSQL index entry holds at most about 2700 bytes)."""
+    cause = _RECORD_PREFIX.sub("", reason, count=1)
+    return cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
 
 
 def _storable_json(

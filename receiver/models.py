@@ -209,6 +209,12 @@ class Quarantine(SQLModel, table=True):
     """Input the intake could not use, kept verbatim with the reason."""
 
     __tablename__ = "quarantine"
+    __table_args__ = (
+        # The quarantine list: newest first, keyset pages, by cause or channel.
+        Index("ix_quarantine_received_at_id", "received_at", "id"),
+        Index("ix_quarantine_cause", "cause", "received_at", "id"),
+        Index("ix_quarantine_channelkey", "channelkey", "received_at", "id"),
+    )
 
     # SQLite only auto-increments a column declared INTEGER PRIMARY KEY.
     id: int | None = Field(
@@ -219,8 +225,15 @@ class Quarantine(SQLModel, table=True):
     quarantine_key: str = Field(sa_column=Column(Text, nullable=False, unique=True))
     channelkey: str | None = Field(default=None, sa_column=Column(Text))
     reason: str = Field(sa_column=Column(Text, nullable=False))
+    # The reason without the record's place in its batch ("record 3: "): what the
+    # list filters and counts by.
+    cause: str = Field(sa_column=Column(Text, nullable=False))
     raw: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = _utc_column(nullable=False)
+    # Set by `umstrack quarantine replay`: when the input was last run through the
+    # intake again, and what came of it (stored, duplicate, or quarantined: <reason>).
+    replayed_at: datetime | None = _utc_column()
+    replay_result: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -54,6 +54,7 @@ from .schemas.messages import (
     Target,
 )
 from .schemas.queries import DEFAULT_LIMIT
+from .stale import DEFAULT_STALE_AFTER, is_stale
 from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET
 from .summary import summaries
 
@@ -77,12 +78,14 @@ def message_known(*, session: Session, msgid: str) -> bool:
     return session.get(Message, msgid) is not None
 
 
-def message_summary(*, session: Session, msgid: str) -> MessageSummary | None:
+def message_summary(
+    *, session: Session, msgid: str, stale_after: timedelta = DEFAULT_STALE_AFTER
+) -> MessageSummary | None:
     """Everything known about one message, or None when nothing is."""
     message = session.get(Message, msgid)
     if message is None:
         return None
-    return summaries(session, [message], detailed=True)[0]
+    return summaries(session, [message], detailed=True, stale_after=stale_after)[0]
 
 
 def timeline(
@@ -123,12 +126,16 @@ def targets(
     lacks: Sequence[str] = (),
     channel: str | None = None,
     error_code: int | None = None,
+    stale: bool | None = None,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    now: datetime | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[Target]:
     """A message's targets with their stages, optionally only those in a current
     ``status``, that reached every status in ``has`` and none in ``lacks``, on a
-    ``channel``, or that failed with ``error_code`` at any stage."""
+    ``channel``, that failed with ``error_code`` at any stage, or that are (or are not)
+    ``stale`` at ``now`` (:mod:`receiver.stale`)."""
     key = (TARGET.c.recipient, TARGET.c.sender)
     query = select(TARGET).where(TARGET.c.msgid == msgid, shown_target())
     if status is not None:
@@ -143,6 +150,9 @@ def targets(
         query = query.where(
             or_(*(TARGET.c[s.error_columns[0]] == error_code for s in STAGES if s.error_columns))
         )
+    if stale is not None:
+        stale_now = is_stale(stale_after=stale_after, now=now or datetime.now(UTC))
+        query = query.where(stale_now if stale else ~stale_now)
     if cursor:
         recipient, sender = _decode(cursor, "r", 2)
         query = query.where(_after(key, (_string(recipient), _int(sender))))
@@ -164,6 +174,7 @@ def list_messages(
     since: datetime | None = None,
     until: datetime | None = None,
     params: Mapping[str, str] | None = None,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[MessageSummary]:
@@ -194,7 +205,7 @@ def list_messages(
         query = query.where(_after(key, (_datetime(created), _string(msgid)), descending=True))
     messages = session.scalars(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).all()
     return _page(
-        summaries(session, messages[:limit]),
+        summaries(session, messages[:limit], stale_after=stale_after),
         messages,
         limit,
         lambda m: _encode("m", [m.created_at.isoformat(), m.msgid]),

@@ -4,7 +4,7 @@ send and a withdraw through this service, for any number of messages at once."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,13 +20,18 @@ from .schemas.messages import (
     TargetCounts,
     WithdrawFacts,
 )
+from .stale import DEFAULT_STALE_AFTER, stale_counts
 from .store import EVENT, TARGET
 
 
 def summaries(
-    session: Session, messages: Sequence[Message], *, detailed: bool = False
+    session: Session,
+    messages: Sequence[Message],
+    *,
+    detailed: bool = False,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> list[MessageSummary]:
-    """Summaries of several messages, with three queries however many there are; a
+    """Summaries of several messages, with four queries however many there are; a
     ``detailed`` one adds each message's top errors and stage timings."""
     msgids = [m.msgid for m in messages]
     now = datetime.now(UTC)
@@ -58,6 +63,7 @@ def summaries(
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
     funnel_of = funnels(session, msgids)
+    stale = stale_counts(session, msgids, stale_after=stale_after, now=now)
     return [
         MessageSummary(
             msgid=m.msgid,
@@ -77,6 +83,7 @@ def summaries(
                 by_status=StatusCounts(**by_status[m.msgid]),
             ),
             funnel=funnel_of[m.msgid],
+            stale=stale.get(m.msgid, 0),
             errors=top_errors(session, m.msgid) if detailed else None,
             timing=timing(session, m.msgid, m.sent_at or first.get(m.msgid)) if detailed else None,
             first_event_at=first.get(m.msgid),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from receiver import history
 from receiver import read as queries
+from receiver.stale import stale_targets
 from tests.conftest import TEST_DATABASE_URL
 
 pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL, reason="PostgreSQL plans")
@@ -122,6 +124,10 @@ READS = {
         session=s, msgid=MSGID, has=["delivered"], lacks=["clicked"], channel="app"
     ),
     "targets-by-error": lambda s: queries.targets(session=s, msgid=MSGID, error_code=3005),
+    "targets-stale": lambda s: queries.targets(session=s, msgid=MSGID, stale=True),
+    "stale-metric": lambda s: stale_targets(
+        session=s, stale_after=timedelta(minutes=30), now=datetime.now(UTC)
+    ),
 }
 
 

@@ -32,6 +32,7 @@ from . import (  # noqa: E402
     emulate,
     export,
     migrate,
+    quarantine,
     rongcloud_send,
     send,
     serve,
@@ -65,5 +66,5 @@ def main() -> None:
 
 
 _COMMANDS = (serve, migrate, send, withdraw, status, export, rongcloud_send, emulate, demo, bench)
-for _module in _COMMANDS:
+for _module in (*_COMMANDS, quarantine):
     main.add_command(_module.command)

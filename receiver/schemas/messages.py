@@ -97,6 +97,11 @@ class MessageSummary(BaseModel):
     counts: StatusCounts = Field(description="Events per status name.")
     targets: TargetCounts
     funnel: Funnel
+    stale: int = Field(
+        ge=0,
+        description="Targets UMS still owes a report on (current status target_valid or "
+        "submitted) that nothing arrived for in the last STALE_AFTER minutes (default 30).",
+    )
     errors: list[ErrorCount] | None = Field(
         description="The most frequent error codes (at most 10), most frequent first; "
         "null in lists (read the message's summary)."

@@ -134,6 +134,15 @@ def _error_code(raw: Any) -> Any:
     raise PydanticCustomError("error_code", "must be an integer, got {raw}", {"raw": repr(raw)})
 
 
+def _flag(raw: Any) -> Any:
+    # Only the two words: pydantic's bool would also take 1, on, yes, y...
+    if raw in ("true", "false"):
+        return raw == "true"
+    if isinstance(raw, bool):
+        return raw
+    raise PydanticCustomError("flag", "must be true or false, got {raw}", {"raw": repr(raw)})
+
+
 class TargetQuery(PageQuery):
     """The parameters of ``GET /api/messages/<msgid>/targets``."""
 
@@ -157,6 +166,12 @@ class TargetQuery(PageQuery):
         None,
         description="Only targets that failed at some stage with this error code.",
         json_schema_extra={"type": "integer"},
+    )
+    stale: Annotated[bool, BeforeValidator(_flag)] | None = Field(
+        None,
+        description="true: only stale targets (current status target_valid or submitted, "
+        "nothing arrived for them in the last STALE_AFTER minutes); false: only the others.",
+        json_schema_extra={"type": "string", "enum": ["true", "false"]},
     )
     format: ExportFormat | None = Field(None, description=_FORMAT)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, stream_with_context
+from flask import Blueprint, Response, current_app, stream_with_context
 
 from .. import export, read
 from ..db import get_session
@@ -47,7 +49,9 @@ _EXPORTS = {
 )
 def message(msgid: str) -> Response:
     """One message's summary."""
-    summary = read.message_summary(session=get_session(), msgid=_stored(msgid))
+    summary = read.message_summary(
+        session=get_session(), msgid=_stored(msgid), stale_after=_stale_after()
+    )
     if summary is None:
         raise _unknown(msgid)
     return answer(summary)
@@ -87,7 +91,8 @@ def targets(msgid: str) -> Response:
     params = query(TargetQuery)
     if params.format is not None:
         return _export(msgid, "targets", params)
-    page = _message_page(read.targets, msgid, params)
+    list_targets = functools.partial(read.targets, stale_after=_stale_after())
+    page = _message_page(list_targets, msgid, params)
     return answer(TargetPage(msgid=msgid, targets=page.items, next_cursor=page.next_cursor))
 
 
@@ -107,7 +112,12 @@ def targets(msgid: str) -> Response:
 def messages() -> Response:
     """Message summaries, newest first, filtered."""
     params = query(MessageQuery)
-    page = _paged(read.list_messages, session=get_session(), **params.model_dump())
+    page = _paged(
+        read.list_messages,
+        session=get_session(),
+        stale_after=_stale_after(),
+        **params.model_dump(),
+    )
     return answer(MessagePage(messages=page.items, next_cursor=page.next_cursor))
 
 
@@ -129,6 +139,8 @@ def _export(msgid: str, what: str, params: TimelineQuery | TargetQuery) -> Respo
         if paging in params.model_fields_set:
             raise bad_parameter(paging, "an export (format) is not paged; leave it out")
     filters = params.model_dump(exclude={"format", "limit", "cursor"})
+    if what == "targets":
+        filters["stale_after"] = _stale_after()
     chunks = export.message_export(
         session=get_session(), msgid=_stored(msgid), what=what, fmt=fmt, **filters
     )
@@ -159,3 +171,9 @@ def _stored(msgid: str) -> str:
 
 def _unknown(msgid: str) -> ApiError:
     return ApiError(404, "not_found", f"No message {msgid!r} is known here.")
+
+
+def _stale_after() -> timedelta:
+    """STALE_AFTER, from the app's settings."""
+    stale_after: timedelta = current_app.extensions["umstrack.settings"].stale_after
+    return stale_after

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ... import history, read, ui_read
@@ -77,7 +77,12 @@ def message(msgid: str) -> str:
     problem, targets = None, Page[Any]([], None)
     try:
         target_query = _parse(TargetQuery, target_args)
-        targets = read.targets(session=get_session(), msgid=msgid, **_arguments(target_query))
+        targets = read.targets(
+            session=get_session(),
+            msgid=msgid,
+            stale_after=current_app.extensions["umstrack.settings"].stale_after,
+            **_arguments(target_query),
+        )
     except (QueryError, CursorError) as exc:
         problem = _reason(exc)
     return render_template(
@@ -170,7 +175,12 @@ def quarantine() -> str:
 
 
 def _summary(msgid: str) -> dict[str, Any]:
-    found = None if "\x00" in msgid else read.message_summary(session=get_session(), msgid=msgid)
+    stale_after = current_app.extensions["umstrack.settings"].stale_after
+    found = (
+        None
+        if "\x00" in msgid
+        else read.message_summary(session=get_session(), msgid=msgid, stale_after=stale_after)
+    )
     if found is None:
         abort(404, f"No message {msgid!r} is known here.")
     return found.model_dump(mode="json")
