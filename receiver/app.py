@@ -4,18 +4,18 @@ web UI mounted at ``/`` and ``/ui/``, built by ``create_app`` (exported as
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Mapping
 
 from flask import Flask
 
-from . import db, errors
+from . import db, errors, logs
 from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
 from .web import callbacks, docs, health, messages, recipients, sends, ui, withdraw
+from .web.metrics import init_app as serve_metrics
+from .web.observe import init_app as observe_requests
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -39,18 +39,11 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     blueprints = (callbacks.bp, messages.bp, recipients.bp, sends.bp, withdraw.bp)
     for blueprint in (*blueprints, health.bp, docs.bp):
         app.register_blueprint(blueprint)
-    _log_to_stdout()
+    serve_metrics(app)
+    logs.log_to_stdout()
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.
     app.extensions["umstrack.ui"] = ui.create_ui(app)
+    for served in (app, app.extensions["umstrack.ui"]):
+        observe_requests(served)
     app.wsgi_app = ui.mount(app.wsgi_app, app.extensions["umstrack.ui"])  # type: ignore[method-assign,assignment]
     return app
-
-
-def _log_to_stdout() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            stream=sys.stdout,
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )

@@ -9,6 +9,8 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -94,9 +96,16 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if not database_unreachable(exc):
+        unavailable = database_unreachable(exc)
+        metrics.count_database_error(where="request", unavailable=unavailable)
+        if not unavailable:
             raise exc
-        log.warning("database unavailable: %s", exc.orig)
+        # By class and SQLSTATE: the database's message may quote values.
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        log.warning(
+            "database unavailable: %s",
+            type(exc.orig).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else ""),
+        )
         return error_response(
             503,
             "database_unavailable",
