@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -47,6 +48,11 @@ _MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 def on_starting(server: Any) -> None:
     """Give the workers a metrics directory of this server's, empty."""
     global _metrics_dir
+    if "prometheus_client" in sys.modules:  # loaded before the directory was set
+        server.log.warning(
+            "the app was loaded before the workers were forked (preload_app): each worker "
+            "counts its own metrics and a scrape shows one worker's"
+        )
     given = os.environ.get(_MULTIPROC_DIR)
     if given:
         os.makedirs(given, exist_ok=True)
