@@ -141,12 +141,12 @@ def test_metrics_without_a_token_are_refused_on_any_other_bind(env, host):
 def test_callbacks_are_counted_by_channel_status_and_outcome(mclient):
     before = scrape(mclient)
     batch = nine_type_batch(18)  # two of each status, channels by sender % 11
-    bad = [{"msgid": "m", "type": 42, "sender": 5}, "not a record"]
+    bad = [{"msgid": "m", "type": 42, "sender": 5}, "not a record", {"type": [1], "sender": True}]
     assert post(mclient, batch + bad).json == {
-        "received": 20,
+        "received": 21,
         "stored": 18,
         "duplicates": 0,
-        "quarantined": 2,
+        "quarantined": 3,
     }
     assert post(mclient, batch[:5]).json["duplicates"] == 5
     after = scrape(mclient)
@@ -156,10 +156,10 @@ def test_callbacks_are_counted_by_channel_status_and_outcome(mclient):
                      outcome=outcome)  # fmt: skip
 
     assert [records(o) for o in ("received", "stored", "duplicate", "quarantined")] == [
-        25,
+        26,
         18,
         5,
-        2,
+        3,
     ]
     by_status = {
         (dict(labels)["channel"], dict(labels)["status"]): after[name, labels]
@@ -174,25 +174,43 @@ def test_callbacks_are_counted_by_channel_status_and_outcome(mclient):
     )  # fmt: skip
     expected[("sms", "unreadable")] += 1  # type 42
     expected[("none", "unreadable")] += 1  # not an object
+    expected[("unknown", "unreadable")] += 1  # true is not the sender 1 (app)
     assert {key: n for key, n in by_status.items() if n} == expected
     assert expected[("ums", "target_valid")] == 2 and expected[("wechatwk", "target_valid")] == 1
 
 
-def test_callback_lag_is_arrival_minus_sent_time(mclient):
+def test_undocumented_channels_share_one_label(mclient):
+    before = scrape(mclient)
+    batch = [record(4, userid=f"u{n}", sender=n) for n in range(200, 230)]
+    assert post(mclient, batch).json["stored"] == 30
+    after = scrape(mclient)
+    assert delta(before, after, "umstrack_callback_statuses_total", channelkey=CHANNEL,
+                 channel="unknown", status="delivered") == 30  # fmt: skip
+    assert not any("unknown:" in str(labels) or "'210'" in str(labels) for _, labels in after)
+
+
+def test_callback_lag_is_arrival_minus_the_oldest_sent_time_per_channel(mclient):
     before = scrape(mclient)
     batch = [
-        record(4, userid="a", sender=5, sent_time=SENT_TIME),  # seconds
-        record(4, userid="b", sender=5, sent_time=SENT_TIME * 1000),  # milliseconds
+        record(4, userid="a", sender=5, sent_time=SENT_TIME),  # seconds: the oldest SMS
+        record(4, userid="b", sender=5, sent_time=SENT_TIME + 50),
         record(4, userid="c", sender=5, sent_time=None),  # none: no lag
+        record(4, userid="d", sender=1, sent_time=(SENT_TIME + 100) * 1000),  # milliseconds
     ]
-    assert post(mclient, batch).json["stored"] == 3
+    assert post(mclient, batch).json["stored"] == 4
+    arrived = time.time()
     after = scrape(mclient)
 
-    count = delta(before, after, "umstrack_callback_lag_seconds_count", channel="sms")
-    total = delta(before, after, "umstrack_callback_lag_seconds_sum", channel="sms")
-    assert count == 2
-    expected = 2 * (time.time() - SENT_TIME)
-    assert expected - 60 < total <= expected + 1
+    def lag(channel: str) -> tuple[float, float]:
+        return (
+            delta(before, after, "umstrack_callback_lag_seconds_count", channel=channel),
+            delta(before, after, "umstrack_callback_lag_seconds_sum", channel=channel),
+        )
+
+    count, total = lag("sms")
+    assert count == 1 and arrived - SENT_TIME - 60 < total <= arrived - SENT_TIME
+    count, total = lag("app")
+    assert count == 1 and arrived - SENT_TIME - 160 < total <= arrived - SENT_TIME - 100
     # Three years late: past the last bucket.
     assert delta(before, after, "umstrack_callback_lag_seconds_bucket", channel="sms",
                  le="86400.0") == 0  # fmt: skip
