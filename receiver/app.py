@@ -4,13 +4,12 @@ web UI mounted at ``/`` and ``/ui/``, built by ``create_app`` (exported as
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from flask import Flask
 
-from . import db, errors
+from . import db, errors, logs, stale
 from .auth import ChannelAuth, TokenAuth
 from .config import Settings
 from .sending.ums import UmsSender
@@ -27,6 +26,13 @@ from .web import (
     ui,
     withdraw,
 )
+from .web.metrics import add_gauge
+from .web.metrics import init_app as serve_metrics
+from .web.observe import init_app as observe_requests
+
+# The stale count reads one index range per recent message (about half a second for
+# 20,000 of them): a worker reuses it for a minute however often it is scraped.
+STALE_GAUGE_MAX_AGE = 60.0
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -50,19 +56,26 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     blueprints = (callbacks.bp, messages.bp, recipients.bp, sends.bp, withdraw.bp)
     for blueprint in (*blueprints, quarantine.bp, health.bp, docs.bp):
         app.register_blueprint(blueprint)
-    _log_to_stdout()
+    serve_metrics(app)
+    add_gauge(
+        app,
+        "umstrack_stale_targets",
+        "Targets still waiting for a report (target_valid, submitted) that nothing arrived "
+        f"for in STALE_AFTER, among the messages of the last {stale.METRIC_HORIZON.days} days",
+        lambda: _stale_targets(settings),
+        max_age=STALE_GAUGE_MAX_AGE,
+    )
+    logs.log_to_stdout()
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.
     app.extensions["umstrack.ui"] = ui.create_ui(app)
+    for served in (app, app.extensions["umstrack.ui"]):
+        observe_requests(served)
     app.wsgi_app = ui.mount(app.wsgi_app, app.extensions["umstrack.ui"])  # type: ignore[method-assign,assignment]
     security.init_app(app)  # last: its proxy check wraps the UI too
     return app
 
 
-def _log_to_stdout() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(
-            stream=sys.stdout,
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+def _stale_targets(settings: Settings) -> float:
+    return stale.stale_targets(
+        db.get_session(), stale_after=settings.stale_after, now=datetime.now(UTC)
+    )

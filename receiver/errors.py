@@ -9,6 +9,8 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from . import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -116,7 +118,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(DBAPIError)
     def _database_error(exc: DBAPIError) -> Response:
-        if not database_unreachable(exc):
+        unavailable = database_unreachable(exc)
+        metrics.count_database_error(where="request", unavailable=unavailable)
+        if not unavailable:
             # Logged as a 500 with its traceback, but without the values PostgreSQL's
             # message may quote (a duplicate key's phone number, a row's contents).
             raise DatabaseError(safe_description(exc)).with_traceback(exc.__traceback__) from None

@@ -4,11 +4,21 @@ Once the first worker has loaded the app (migrations were applied before gunicor
 started), the log says ``umstrack: ready on <URL>``, once, so that a person or a script
 knows the service answers. Without ``SECRET_KEY``, the server makes one session key for
 all its workers (else a web UI sign-in would hold on one worker only).
+
+Metrics: unless ``PROMETHEUS_MULTIPROC_DIR`` names one, the server makes a fresh
+directory where its workers count (prometheus-client's multiprocess mode), before any
+worker is forked and so before any loads prometheus-client, and removes it when it
+stops; a dead worker's gauges are dropped, its counts kept. The app loads in each
+worker (no ``preload_app``), after the directory is set.
 """
 
+import glob
 import multiprocessing
 import os
 import secrets
+import shutil
+import sys
+import tempfile
 from typing import Any
 
 # A platform's web process listens on every interface unless HOST says otherwise.
@@ -23,7 +33,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() *
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS") or 2)
 keepalive = 75
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None
+# The app logs one JSON line per request (receiver.web.observe): gunicorn's access log
+# is off unless asked for.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 # gunicorn 27's control socket sits at one path per user: several servers on one
 # machine (tests, bench) would fight over it, and the platform manages us by signals.
@@ -32,6 +44,41 @@ control_socket_disable = True
 # The read end of a pipe holding one byte, made before the workers are forked: the
 # worker that reads the byte is the first ready, and the others find the pipe empty.
 _ready_token: int | None = None
+# The metrics directory this server made (and removes at exit); None: the operator's.
+_metrics_dir: str | None = None
+_MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server: Any) -> None:
+    """Give the workers a metrics directory of this server's, empty."""
+    global _metrics_dir
+    if "prometheus_client" in sys.modules:  # loaded before the directory was set
+        server.log.warning(
+            "the app was loaded before the workers were forked (preload_app): each worker "
+            "counts its own metrics and a scrape shows one worker's"
+        )
+    given = os.environ.get(_MULTIPROC_DIR)
+    if given:
+        os.makedirs(given, exist_ok=True)
+        # The counts of an earlier run would be added to this one's.
+        for stale in glob.glob(os.path.join(given, "*.db")):
+            os.remove(stale)
+    else:
+        _metrics_dir = tempfile.mkdtemp(prefix="umstrack-metrics-")
+        os.environ[_MULTIPROC_DIR] = _metrics_dir
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges; its counts stay in the sum."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics directory this server made."""
+    if _metrics_dir is not None:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 
 def when_ready(server: Any) -> None:

@@ -21,7 +21,7 @@ from .schemas.common import Error
 from .schemas.queries import PageQuery
 
 View = TypeVar("View", bound=Callable[..., Any])
-Security = Literal["umsChannel", "bearerToken"] | None
+Security = Literal["umsChannel", "bearerToken", "metricsToken"] | None
 _REF = "#/components/schemas/{model}"
 
 
@@ -133,6 +133,12 @@ _SECURITY_SCHEMES = {
         "scheme": "bearer",
         "description": "One of the tokens in API_TOKENS. With none configured, the API "
         "refuses everyone.",
+    },
+    "metricsToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "METRICS_TOKEN. Unset, GET /metrics needs none on a loopback bind "
+        "and is refused on any other.",
     },
 }
 _PATH_PARAMETERS = {

@@ -138,6 +138,8 @@ def test_document_declares_the_security_of_each_operation(client):
             elif path.startswith("/api/"):
                 assert security == [{"bearerToken": []}], (path, method)
                 assert "401" in item[method]["responses"], (path, method)
+            elif path == "/metrics":
+                assert security == [{"metricsToken": []}], (path, method)
             else:
                 assert security == [], (path, method)
 

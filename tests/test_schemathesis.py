@@ -29,9 +29,13 @@ import pytest
 from receiver.local import free_port, running_server
 
 CHANNEL, SECRET, TOKEN = "stchannel0000000000000001", "stsecret00000000000000001", "st-token"
+METRICS_TOKEN = "st-metrics-token"
 CONFIG = f"""
 [auth.openapi.bearerToken]
 bearer = "{TOKEN}"
+
+[auth.openapi.metricsToken]
+bearer = "{METRICS_TOKEN}"
 
 [auth.openapi.umsChannel]
 username = "{CHANNEL}"
@@ -84,6 +88,7 @@ def test_the_served_document_holds_under_schemathesis(
         "DATABASE_URL": database_url,
         "UMS_CHANNELS": f"{CHANNEL}:{SECRET}",
         "API_TOKENS": TOKEN,
+        "METRICS_TOKEN": METRICS_TOKEN,
         "UMS_API_BASE": emulator_url,
         "WEB_CONCURRENCY": "2",
         "GUNICORN_ACCESSLOG": "",

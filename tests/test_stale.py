@@ -134,3 +134,22 @@ def test_message_page_shows_the_count_and_filters(client, waiting):
 
 def _target_table(html: str) -> str:
     return html.split('id="target-table"')[1].split("</table>")[0]
+
+
+def test_metrics_serve_the_count_and_reuse_it_for_a_minute(env, engine, waiting):
+    from tests.test_metrics import METRICS_TOKEN, scrape, value
+
+    app = create_app({**env, "METRICS_TOKEN": METRICS_TOKEN})
+    try:
+        client = app.test_client()
+        assert value(scrape(client), "umstrack_stale_targets") == len(waiting)
+        arrive(engine, [record(2, msgid="second-message", userid="u1")], at=LONG_AGO)
+        # Read again only once the reading is a minute old: a scrape costs no query.
+        assert value(scrape(client), "umstrack_stale_targets") == len(waiting)
+        app2 = create_app({**env, "METRICS_TOKEN": METRICS_TOKEN})
+        try:
+            assert value(scrape(app2.test_client()), "umstrack_stale_targets") == len(waiting) + 1
+        finally:
+            app2.extensions["umstrack.engine"].dispose()
+    finally:
+        app.extensions["umstrack.engine"].dispose()

@@ -19,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from .. import metrics
 from ..db import write_transaction
+from ..errors import database_unreachable
 from ..intake import record_batch
 from ..store import MESSAGE, record_send
 from .idempotency import Claim, claim_key
@@ -87,6 +89,7 @@ class Outbox:
         UMS callback records). False, logged, when the database failed: the request
         stays recorded as pending, so it reads as outcome unknown."""
         assert part.recorded_as is not None, "a part that was not sent is not recorded"
+        metrics.count_sends(provider=self.provider, outcome=state)
         quarantined = 0
         try:
             with write_transaction(self.engine) as session:
@@ -109,6 +112,7 @@ class Outbox:
                     )
                     quarantined = batch.quarantined
         except SQLAlchemyError as exc:
+            metrics.count_database_error(where="outbox", unavailable=_unreachable(exc))
             log.error(
                 "%s send %s part %d: the provider answered (%s) but the database failed "
                 "(%s); it stays recorded as %s, outcome unknown",
@@ -135,6 +139,7 @@ class Outbox:
         logged, when the database failed (they stay pending: outcome unknown)."""
         if not planned:
             return True
+        metrics.count_sends(provider=self.provider, outcome="not_sent", n=len(planned))
         ids = [plan.recorded_as for plan in planned]
         try:
             with write_transaction(self.engine) as session:
@@ -144,6 +149,7 @@ class Outbox:
                     .values(send_state="not_sent", send_message=reason, send_deadline=None)
                 )
         except SQLAlchemyError as exc:
+            metrics.count_database_error(where="outbox", unavailable=_unreachable(exc))
             log.error(
                 "%s send %s: could not mark %d untried requests as not sent (%s)",
                 self.provider,
@@ -165,3 +171,7 @@ class Outbox:
             "send_id": self.send_id,
             "part": plan.number,
         }
+
+
+def _unreachable(exc: SQLAlchemyError) -> bool:
+    return isinstance(exc, DBAPIError) and database_unreachable(exc)

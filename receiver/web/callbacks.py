@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import NoReturn
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import metrics
 from ..auth import AuthError, ChannelAuth
 from ..db import write_session
 from ..errors import ApiError
@@ -17,6 +19,7 @@ from ..schemas.bounds import MAX_RECORDS
 from ..schemas.records import BatchResult, CallbackRecord
 from .body import read_body
 from .common import answer
+from .observe import note
 
 bp = Blueprint("callbacks", __name__)
 log = logging.getLogger(__name__)
@@ -103,6 +106,7 @@ def verify() -> Response:
 def receive() -> Response:
     """Take in a batch of status records."""
     channelkey = _authenticated_channel()
+    note(channelkey=channelkey)
     body = _read_body()
     try:
         payload = read_body(body)
@@ -119,9 +123,22 @@ def receive() -> Response:
 
     # Checked before the transaction: a writer's turn is not spent on computation.
     batch = check_batch(payload, channelkey=channelkey)
+    metrics.count_received(
+        channelkey=channelkey,
+        records=payload,
+        usable=(record for _, record in batch.good),
+        at=datetime.now(UTC),
+    )
     session = write_session()
     result = store_batch(session=session, channelkey=channelkey, batch=batch)
     session.commit()
+    metrics.count_outcome(
+        channelkey=channelkey,
+        stored=result.stored,
+        duplicates=result.duplicates,
+        quarantined=result.quarantined,
+    )
+    note(**result.model_dump())
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
     return answer(result)
