@@ -38,7 +38,7 @@ STALE_GAUGE_MAX_AGE = 60.0
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the app; ``config`` takes the environment's place (tests pass their own)."""
     settings = Settings.from_env(config)
-    app = Flask(__name__)
+    app = logs.RouteLoggingFlask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["umstrack.settings"] = settings

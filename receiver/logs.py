@@ -16,13 +16,22 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from flask import g, has_request_context
+from flask import Flask, g, has_request_context, request
 
 # A request id from the client is taken when it looks like one (a UUID, a proxy's
 # trace id); anything else could forge log lines or carry personal data.
 _SANE_REQUEST_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The attribute of a log record holding fields to add to its line.
 FIELDS: Final = "umstrack_fields"
+
+
+class RouteLoggingFlask(Flask):
+    """A Flask app whose line for an unhandled error names the route (its URL rule) and
+    not the path, which may hold a recipient (``/api/recipients/<phone>/events``)."""
+
+    def log_exception(self, exc_info: Any) -> None:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        self.logger.error("Exception on %s [%s]", route, request.method, exc_info=exc_info)
 
 
 def request_id(given: str | None) -> str:

@@ -24,6 +24,7 @@ from tests.helpers import (
     nine_type_batch,
     post,
 )
+from tests.test_ui import sign_in
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -110,6 +111,28 @@ def test_the_path_is_logged_without_query_and_with_personal_data_masked(client, 
     assert line["path"] == "/api/recipients/138***/events"
     text = JsonFormatter().format(caplog.records[-1])
     assert phone not in text and "query-secret-token" not in text and "limit" not in text
+
+
+@pytest.mark.parametrize("served", ["api", "ui"])
+def test_an_unhandled_error_is_logged_by_route_not_by_path(app, caplog, served):
+    phone = "13800138000"
+    target = app if served == "api" else app.extensions["umstrack.ui"]
+    prefix = "" if served == "api" else "/ui"
+
+    def broken(recipient: str) -> str:
+        raise RuntimeError("a bug")
+
+    target.add_url_rule(f"{prefix}/broken/<recipient>", "broken", broken)
+    client = app.test_client()
+    if served == "ui":
+        assert sign_in(client).status_code == 302
+    caplog.clear()
+    response = client.get(f"{prefix}/broken/{phone}")
+    assert response.status_code == 500
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.getMessage() == f"Exception on {prefix}/broken/<recipient> [GET]"
+    assert error.exc_info is not None
+    assert all(phone not in JsonFormatter().format(r) for r in caplog.records)
 
 
 def test_unmatched_paths_share_one_route(client, caplog):

@@ -17,6 +17,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
 from ...db import close_session
+from ...logs import RouteLoggingFlask
 from . import guard, pages
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 def create_ui(parent: Flask) -> Flask:
     """The UI app, sharing ``parent``'s settings, engine and auth."""
-    ui = Flask(__name__, static_url_path=f"{PREFIX}/static")
+    ui = RouteLoggingFlask(__name__, static_url_path=f"{PREFIX}/static")
     settings = parent.extensions["umstrack.settings"]
     ui.extensions.update(parent.extensions)
     if settings.secret_key:
