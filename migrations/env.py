@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from receiver.config import Settings
 from receiver.db import make_engine
 from receiver.models import belongs_on  # also registers the tables on SQLModel.metadata
+from receiver.partitions import is_partition
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -35,6 +36,10 @@ def run_migrations_online() -> None:
                 render_as_batch=connection.dialect.name == "sqlite",
                 include_object=lambda obj, _name, _type, reflected, _other: (
                     reflected or belongs_on(obj, connection.dialect.name)
+                ),
+                # The daily partitions are made and dropped at run time, not by models.
+                include_name=lambda name, type_, _parents: (
+                    type_ != "table" or not is_partition(str(name))
                 ),
             )
             with context.begin_transaction():

@@ -23,7 +23,7 @@ from .schemas.funnel import (
     StageTiming,
     Timing,
 )
-from .store import NO_SENDER, STAGES, TARGET, StageColumns
+from .store import NO_SENDER, STAGES, TARGET, StageColumns, of_message
 
 MAX_ERRORS = 10
 # The stages a target passes in order; withdrawal stands apart (it may come at any time).
@@ -43,6 +43,7 @@ def shown_target() -> ColumnElement[bool]:
     channel = TARGET.alias("channel_target")
     on_a_channel = exists().where(
         channel.c.msgid == TARGET.c.msgid,
+        channel.c.day == TARGET.c.day,  # the same message's: on PostgreSQL, one partition
         channel.c.recipient == TARGET.c.recipient,
         channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
     )
@@ -123,7 +124,7 @@ def top_errors(session: Session, msgid: str) -> list[ErrorCount]:
         code, message = (TARGET.c[column] for column in stage.error_columns)
         rows = session.execute(
             select(code, func.min(message), func.count())
-            .where(TARGET.c.msgid == msgid, _failed(stage), shown_target())
+            .where(of_message(TARGET, msgid), _failed(stage), shown_target())
             .group_by(code)
             .order_by(func.count().desc())
             .limit(MAX_ERRORS)
@@ -150,7 +151,7 @@ def _stage_timing(
     session: Session, msgid: str, stage: StageColumns, since: datetime | None
 ) -> StageTiming:
     at = TARGET.c[stage.at]
-    reached = and_(TARGET.c.msgid == msgid, TARGET.c[stage.type] == stage.ok, shown_target())
+    reached = and_(of_message(TARGET, msgid), TARGET.c[stage.type] == stage.ok, shown_target())
     if session.get_bind().dialect.name == "postgresql":
         count, median, p90 = session.execute(
             select(

@@ -54,7 +54,7 @@ from .schemas.messages import (
     Target,
 )
 from .schemas.queries import DEFAULT_LIMIT
-from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET
+from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET, of_message
 from .summary import summaries
 
 Item = TypeVar("Item")
@@ -92,7 +92,7 @@ def timeline(
     # UMS times are whole seconds: within one second and one arrival, the status
     # type (which follows the lifecycle) keeps submitted before delivered.
     key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.type, EVENT.c.event_key)
-    query = select(EVENT).where(EVENT.c.msgid == msgid)
+    query = select(EVENT).where(of_message(EVENT, msgid))
     if cursor:
         occurred, received, type_, event_key = _decode(cursor, "t", 4)
         after = (_datetime(occurred), _datetime(received), _int(type_), _string(event_key))
@@ -130,7 +130,7 @@ def targets(
     ``status``, that reached every status in ``has`` and none in ``lacks``, on a
     ``channel``, or that failed with ``error_code`` at any stage."""
     key = (TARGET.c.recipient, TARGET.c.sender)
-    query = select(TARGET).where(TARGET.c.msgid == msgid, shown_target())
+    query = select(TARGET).where(of_message(TARGET, msgid), shown_target())
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     for name in has:

@@ -20,7 +20,7 @@ from .schemas.messages import (
     TargetCounts,
     WithdrawFacts,
 )
-from .store import EVENT, TARGET
+from .store import EVENT, TARGET, of_messages
 
 
 def summaries(
@@ -43,7 +43,7 @@ def summaries(
                 func.min(EVENT.c.occurred_at),
                 func.max(EVENT.c.occurred_at),
             )
-            .where(EVENT.c.msgid.in_(msgids))
+            .where(of_messages(EVENT, messages))
             .group_by(EVENT.c.msgid, EVENT.c.type)
         )
         for msgid, type_, n, earliest, latest in event_rows:
@@ -52,7 +52,7 @@ def summaries(
             last[msgid] = max(last.get(msgid, latest), latest)
         target_rows = session.execute(
             select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(TARGET.c.msgid.in_(msgids), shown_target())
+            .where(of_messages(TARGET, messages), shown_target())
             .group_by(TARGET.c.msgid, TARGET.c.type)
         )
         for msgid, type_, n in target_rows:

@@ -32,6 +32,7 @@ from . import (  # noqa: E402
     emulate,
     export,
     migrate,
+    purge,
     rongcloud_send,
     send,
     serve,
@@ -64,6 +65,18 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # each command's own
 
 
-_COMMANDS = (serve, migrate, send, withdraw, status, export, rongcloud_send, emulate, demo, bench)
+_COMMANDS = (
+    serve,
+    migrate,
+    send,
+    withdraw,
+    status,
+    export,
+    rongcloud_send,
+    emulate,
+    demo,
+    bench,
+    purge,
+)
 for _module in _COMMANDS:
     main.add_command(_module.command)
