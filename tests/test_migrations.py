@@ -86,3 +86,64 @@ def test_downgrade_to_base_and_back(empty_database):
     finally:
         engine.dispose()
     migrate(empty_database)
+
+
+def test_upgrade_to_0006_gives_rows_their_message_day_and_back(empty_database, backend):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0005")
+    at = "2026-01-02 03:04:05" + ("+00" if backend == "postgresql" else ".000000")
+    day = 20455  # 2026-01-02, in days since 1970-01-01
+    engine = create_engine(empty_database)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO message (msgid, provider, created_at) VALUES ('m1', 'ums', :at)"),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO event (msgid, event_key, type, channelkey, occurred_at, raw,"
+                    " received_at) VALUES ('m1', 'k1', 4, 'ch', :at, '{}', :at)"
+                ),
+                {"at": at},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO target (msgid, recipient, sender, type, rank, reached_at,"
+                    " event_count, updated_at) VALUES ('m1', 'u1', 1, 4, 5, :at, 1, :at)"
+                ),
+                {"at": at},
+            )
+        command.upgrade(config, "0006")
+        with engine.connect() as conn:
+            for table in ("message", "event", "target"):
+                assert conn.execute(text(f"SELECT day FROM {table}")).scalars().all() == [day]
+            if backend == "postgresql":
+                partitioned = conn.execute(
+                    text(
+                        "SELECT relname FROM pg_partitioned_table JOIN pg_class ON oid = partrelid"
+                    )
+                )
+                assert set(partitioned.scalars()) == {"event", "target"}
+        indexes = {i["name"]: i["column_names"] for i in inspect(engine).get_indexes("event")}
+        assert indexes["ix_event_timeline"][:2] == ["msgid", "day"]
+        assert {"ix_event_userid", "ix_event_sender_id"} <= set(indexes)
+        assert inspect(engine).get_pk_constraint("target")["constrained_columns"] == [
+            "msgid",
+            "recipient",
+            "sender",
+            "day",
+        ]
+
+        command.downgrade(config, "0005")
+        with engine.connect() as conn:
+            for table in ("message", "event", "target"):
+                assert conn.execute(text(f"SELECT msgid FROM {table}")).scalars().all() == ["m1"]
+        for table in ("message", "event", "target"):
+            assert "day" not in {c["name"] for c in inspect(engine).get_columns(table)}
+        assert inspect(engine).get_pk_constraint("event")["constrained_columns"] == [
+            "msgid",
+            "event_key",
+        ]
+    finally:
+        engine.dispose()
