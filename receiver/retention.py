@@ -36,7 +36,10 @@ from .store import EVENT, MESSAGE, QUARANTINE, TARGET
 
 IDEMPOTENCY_KEY: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 BATCH_MESSAGES = 500
-BATCH_ROWS = 5000
+BATCH_ROWS = 1000
+# After each batch the purge rests for this share of the time the batch took: writers
+# waiting meanwhile get their turns (on SQLite, the one writer turn) and CPU.
+REST = 1.0
 _PURGE_LOCK = 0x756D_7370_7572  # "umspur": one purge at a time
 
 
@@ -72,6 +75,7 @@ def purge(
     dry_run: bool = False,
     batch_messages: int = BATCH_MESSAGES,
     batch_rows: int = BATCH_ROWS,
+    rest: float = REST,
 ) -> PurgeResult:
     """Remove the messages more than ``days`` whole days old with their events and
     targets, and the quarantined input and idempotency keys as old; one purge runs at
@@ -87,25 +91,37 @@ def purge(
         else:
             ensure_partitions(engine, day=today(now))
             result.partitions_dropped = drop_partitions_before(engine, cutoff)
-            _delete_messages(engine, cutoff, result, batch_messages, batch_rows)
+            batches = _Batches(engine, batch_rows, rest)
+            _delete_messages(batches, cutoff, result, batch_messages)
             since = datetime.combine(day_date(cutoff), datetime.min.time(), UTC)
             result.quarantined = _delete_older(
-                engine, QUARANTINE, QUARANTINE.c.id, QUARANTINE.c.received_at, since, batch_rows
+                batches, QUARANTINE, QUARANTINE.c.id, QUARANTINE.c.received_at, since
             )
             result.idempotency_keys = _delete_older(
-                engine,
-                IDEMPOTENCY_KEY,
-                IDEMPOTENCY_KEY.c.key,
-                IDEMPOTENCY_KEY.c.created_at,
-                since,
-                batch_rows,
+                batches, IDEMPOTENCY_KEY, IDEMPOTENCY_KEY.c.key, IDEMPOTENCY_KEY.c.created_at, since
             )
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 
 
+@dataclass(frozen=True)
+class _Batches:
+    """Bounded transactions, each followed by a rest (see REST)."""
+
+    engine: Engine
+    rows: int
+    rest: float
+
+    @contextmanager
+    def batch(self) -> Iterator[Session]:
+        started = time.perf_counter()
+        with write_transaction(self.engine) as session:
+            yield session
+        time.sleep((time.perf_counter() - started) * self.rest)
+
+
 def _delete_messages(
-    engine: Engine, cutoff: int, result: PurgeResult, batch_messages: int, batch_rows: int
+    batches: _Batches, cutoff: int, result: PurgeResult, batch_messages: int
 ) -> None:
     expired = (
         select(MESSAGE.c.msgid)
@@ -115,11 +131,11 @@ def _delete_messages(
         .with_for_update()  # intake claims these with FOR KEY SHARE: it waits
     )
     while True:
-        with write_transaction(engine) as session:
+        with batches.batch() as session:
             msgids = list(session.scalars(expired))
             if not msgids:
                 return
-            budget = batch_rows
+            budget = batches.rows
             for table, counter in ((EVENT, "events"), (TARGET, "targets")):
                 removed = _delete_rows(session, table, msgids, cutoff, budget)
                 setattr(result, counter, getattr(result, counter) + removed)
@@ -145,18 +161,15 @@ def _delete_rows(session: Session, table: Table, msgids: list[str], cutoff: int,
     return _rowcount(session, statement)
 
 
-def _delete_older(
-    engine: Engine, table: Table, key: Any, moment: Any, before: datetime, limit: int
-) -> int:
-    """Delete the rows of ``table`` whose ``moment`` is before ``before``, ``limit`` a
-    transaction."""
+def _delete_older(batches: _Batches, table: Table, key: Any, moment: Any, before: datetime) -> int:
+    """Delete the rows of ``table`` whose ``moment`` is before ``before``, in batches."""
     total = 0
     while True:
-        with write_transaction(engine) as session:
-            some = select(key).where(moment < before).limit(limit)
+        with batches.batch() as session:
+            some = select(key).where(moment < before).limit(batches.rows)
             removed = _rowcount(session, delete(table).where(key.in_(some)))
         total += removed
-        if removed < limit:
+        if removed < batches.rows:
             return total
 
 

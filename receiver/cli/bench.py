@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import click
 
-from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run
+from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run, run_during_purge
 from .common import configure_logging, fail
 
 
@@ -30,6 +31,13 @@ from .common import configure_logging, fail
 @click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option(
+    "--during-purge",
+    "expired",
+    type=click.IntRange(min=1),
+    help="Also store this many expired events, then time intake again while a purge "
+    "removes them; print both rates and their ratio (a server started here only).",
+)
 def command(
     url: str | None,
     database_url: str | None,
@@ -39,11 +47,24 @@ def command(
     batches: int,
     batch_size: int,
     warmup: int,
+    expired: int | None,
 ) -> None:
     """Post one broadcast's callbacks in batches from concurrent posters; print
     events/s and acknowledgement latency p50/p99."""
     configure_logging(result_on_stdout=False)
     options = BenchOptions(posters=posters, batches=batches, batch_size=batch_size, warmup=warmup)
+    if expired:
+        if url:
+            fail("--during-purge needs a server started here (no --url)", code=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            database_url = database_url or f"sqlite:///{tmp}/bench.db"
+            with local_server(database_url, BENCH_CHANNEL, workers) as url:
+                measured = run_during_purge(url, BENCH_CHANNEL, options, database_url, expired)
+        click.echo(f"server       {url}")
+        click.echo(f"posters      {posters}, batch size {batch_size}")
+        click.echo(measured.report())
+        failed = measured.alone.errors or measured.during.errors
+        raise SystemExit(1 if failed else 0)
     if url:
         channel = channel or os.environ.get("UMS_CHANNELS", "").split(",")[0]
         if ":" not in channel:
