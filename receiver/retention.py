@@ -123,12 +123,19 @@ class _Batches:
 def _delete_messages(
     batches: _Batches, cutoff: int, result: PurgeResult, batch_messages: int
 ) -> None:
-    expired = (
+    # The oldest first, as the day index gives them; locked in msgid order, the order
+    # intake takes them in (FOR KEY SHARE: it waits), so the two never deadlock.
+    oldest = (
         select(MESSAGE.c.msgid)
         .where(MESSAGE.c.day < cutoff)
-        .order_by(MESSAGE.c.msgid)
+        .order_by(MESSAGE.c.day, MESSAGE.c.msgid)
         .limit(batch_messages)
-        .with_for_update()  # intake claims these with FOR KEY SHARE: it waits
+    )
+    expired = (
+        select(MESSAGE.c.msgid)
+        .where(MESSAGE.c.msgid.in_(oldest), MESSAGE.c.day < cutoff)
+        .order_by(MESSAGE.c.msgid)
+        .with_for_update()
     )
     while True:
         with batches.batch() as session:
