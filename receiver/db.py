@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app, g
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 import migrations
@@ -162,16 +162,7 @@ def alembic_config(database_url: str) -> Any:
 
 
 def migrate(database_url: str) -> None:
-    """Upgrade the database schema to the newest revision; on PostgreSQL, make the
-    partitions of the days ahead (:func:`receiver.partitions.ensure_partitions`)."""
+    """Upgrade the database schema to the newest revision."""
     from alembic import command
 
-    from .partitions import ensure_partitions
-
     command.upgrade(alembic_config(database_url), "head")
-    if make_url(database_url).get_backend_name() == "postgresql":
-        engine = make_engine(Settings(database_url=database_url))
-        try:
-            ensure_partitions(engine)
-        finally:
-            engine.dispose()

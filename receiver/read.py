@@ -77,6 +77,13 @@ def message_known(*, session: Session, msgid: str) -> bool:
     return session.get(Message, msgid) is not None
 
 
+def message_day(*, session: Session, msgid: str) -> int | None:
+    """The day a message's rows are kept under (None: no such message). Named in the
+    reads of its events and targets, it lets PostgreSQL plan them on one partition."""
+    day: int | None = session.scalar(select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid))
+    return day
+
+
 def message_summary(*, session: Session, msgid: str) -> MessageSummary | None:
     """Everything known about one message, or None when nothing is."""
     message = session.get(Message, msgid)
@@ -92,7 +99,10 @@ def timeline(
     # UMS times are whole seconds: within one second and one arrival, the status
     # type (which follows the lifecycle) keeps submitted before delivered.
     key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.type, EVENT.c.event_key)
-    query = select(EVENT).where(of_message(EVENT, msgid))
+    day = message_day(session=session, msgid=msgid)
+    if day is None:
+        return Page([], None)  # every event belongs to a message row
+    query = select(EVENT).where(of_message(EVENT, msgid, day))
     if cursor:
         occurred, received, type_, event_key = _decode(cursor, "t", 4)
         after = (_datetime(occurred), _datetime(received), _int(type_), _string(event_key))
@@ -130,7 +140,10 @@ def targets(
     ``status``, that reached every status in ``has`` and none in ``lacks``, on a
     ``channel``, or that failed with ``error_code`` at any stage."""
     key = (TARGET.c.recipient, TARGET.c.sender)
-    query = select(TARGET).where(of_message(TARGET, msgid), shown_target())
+    day = message_day(session=session, msgid=msgid)
+    if day is None:
+        return Page([], None)  # every target belongs to a message row
+    query = select(TARGET).where(of_message(TARGET, msgid, day), shown_target((day,)))
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     for name in has:

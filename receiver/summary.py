@@ -52,12 +52,15 @@ def summaries(
             last[msgid] = max(last.get(msgid, latest), latest)
         target_rows = session.execute(
             select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(of_messages(TARGET, messages), shown_target())
+            .where(
+                of_messages(TARGET, messages),
+                shown_target([m.day for m in messages if m.day is not None]),
+            )
             .group_by(TARGET.c.msgid, TARGET.c.type)
         )
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
-    funnel_of = funnels(session, msgids)
+    funnel_of = funnels(session, msgids, [m.day for m in messages if m.day is not None])
     return [
         MessageSummary(
             msgid=m.msgid,
@@ -77,8 +80,12 @@ def summaries(
                 by_status=StatusCounts(**by_status[m.msgid]),
             ),
             funnel=funnel_of[m.msgid],
-            errors=top_errors(session, m.msgid) if detailed else None,
-            timing=timing(session, m.msgid, m.sent_at or first.get(m.msgid)) if detailed else None,
+            errors=top_errors(session, m.msgid, m.day) if detailed else None,
+            timing=(
+                timing(session, m.msgid, m.sent_at or first.get(m.msgid), m.day)
+                if detailed
+                else None
+            ),
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
         )

@@ -35,11 +35,15 @@ NO_SENDER = -1  # the records name no channel
 MILLISECONDS_FROM = 10**11
 
 
-def of_message(table: Table, msgid: str) -> Any:
+def of_message(table: Table, msgid: str, day: int | None = None) -> Any:
     """The rows of ``table`` (event, target) of one message, named with its day as
-    well: on PostgreSQL the query then reads that day's partition alone."""
-    day = select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid).scalar_subquery()
-    return and_(table.c.msgid == msgid, table.c.day == day)
+    well: on PostgreSQL the query then reads that day's partition alone. Give ``day``
+    when the message row was read already: a constant day also spares the planner the
+    other partitions."""
+    known: Any = day
+    if day is None:
+        known = select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid).scalar_subquery()
+    return and_(table.c.msgid == msgid, table.c.day == known)
 
 
 def of_messages(table: Table, messages: Sequence[Any]) -> Any:
