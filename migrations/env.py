@@ -8,7 +8,7 @@ from sqlmodel import SQLModel
 from receiver.config import Settings
 from receiver.db import make_engine
 from receiver.models import belongs_on  # also registers the tables on SQLModel.metadata
-from receiver.partitions import is_partition
+from receiver.partitions import ensure_partitions, is_partition
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -44,6 +44,9 @@ def run_migrations_online() -> None:
             )
             with context.begin_transaction():
                 context.run_migrations()
+        # On PostgreSQL, the partitions of the days ahead (whoever migrates: the release
+        # step, `umstrack migrate`, `umstrack serve`).
+        ensure_partitions(engine)
     finally:
         engine.dispose()
 

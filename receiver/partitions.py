@@ -83,7 +83,7 @@ def partitions(conn: Connection, table: str) -> list[Partition]:
 def ensure_partitions(engine: Engine, *, day: int | None = None) -> list[str]:
     """Make the partitions of the day before ``day`` (default today) to a week after
     that do not exist yet; return their names. Nothing on other databases."""
-    if engine.dialect.name != "postgresql":
+    if engine.dialect.name != "postgresql" or not _partitioned(engine):
         return []
     day = today() if day is None else day
     made = []
@@ -96,6 +96,13 @@ def ensure_partitions(engine: Engine, *, day: int | None = None) -> list[str]:
                 _make_partition(conn, table, wanted)
             made.append(partition_name(table, wanted))
     return made
+
+
+def _partitioned(engine: Engine) -> bool:
+    """Whether the schema has the partitioned tables (it may be older than them)."""
+    with engine.connect() as conn:
+        found = conn.execute(text("SELECT to_regclass('event_default') IS NOT NULL")).scalar()
+    return bool(found)
 
 
 def _make_partition(conn: Connection, table: str, day: int) -> None:
