@@ -164,7 +164,7 @@ def _stage_timing(
     session: Session, msgid: str, stage: StageColumns, since: datetime | None, day: int | None
 ) -> StageTiming:
     at = TARGET.c[stage.at]
-    reached = and_(of_message(TARGET, msgid, day), TARGET.c[stage.type] == stage.ok, shown_target())
+    reached = and_(of_message(TARGET, msgid, day), TARGET.c[stage.type] == stage.ok, _shown(day))
     if session.get_bind().dialect.name == "postgresql":
         count, median, p90 = session.execute(
             select(

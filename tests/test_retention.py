@@ -301,3 +301,41 @@ def test_purge_command_days_override(aged, database_url):
     assert _counts(aged, "m-40") == (0, 0, 0)
     assert _counts(aged, "m-31") == (1, 4, 4)
     assert _counts(aged, "m-0") == (1, 2, 2)
+
+
+def test_reads_of_one_message_plan_its_day_partition_alone(pg_engine):
+    from sqlmodel import Session
+
+    from receiver import read
+
+    ensure_partitions(pg_engine, day=TODAY - 5)
+    _store(pg_engine, "five-days-ago", TODAY - 5, 2)
+    _store(pg_engine, "today", TODAY, 2)
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(pg_engine, "before_cursor_execute", capture)
+    try:
+        with Session(pg_engine) as session:
+            read.timeline(session=session, msgid="five-days-ago")
+            read.targets(session=session, msgid="five-days-ago")
+            read.message_summary(session=session, msgid="five-days-ago")
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", capture)
+    read_partitions = set()
+    with pg_engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        for statement, parameters in seen:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            read_partitions |= set(_relations(cursor.fetchone()[0][0]["Plan"]))
+    partitioned = {name for name in read_partitions if name.startswith(("event_", "target_"))}
+    assert partitioned == {partition_name("event", TODAY - 5), partition_name("target", TODAY - 5)}
+
+
+def _relations(plan: dict[str, Any]) -> list[str]:
+    found = [plan["Relation Name"]] if "Relation Name" in plan else []
+    for child in plan.get("Plans", []):
+        found += _relations(child)
+    return found
