@@ -12,12 +12,15 @@ how many rows they hold.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
+
+log = logging.getLogger(__name__)
 
 PARTITIONED = ("event", "target")
 DAYS_BEHIND = 1
@@ -89,13 +92,25 @@ def ensure_partitions(engine: Engine, *, day: int | None = None) -> list[str]:
     made = []
     for table in PARTITIONED:
         for wanted in range(day - DAYS_BEHIND, day + DAYS_AHEAD + 1):
-            with engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITIONS_LOCK})
-                if any(p.start <= wanted < p.end for p in partitions(conn, table)):
-                    continue
-                _make_partition(conn, table, wanted)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITIONS_LOCK})
+                    if any(p.start <= wanted < p.end for p in partitions(conn, table)):
+                        continue
+                    _make_partition(conn, table, wanted)
+            except OperationalError as exc:
+                if not _lock_timeout(exc):
+                    raise
+                # A long read holds the table: the days left go to the default
+                # partition meanwhile, and the next run moves them out.
+                log.warning("partitions of %s not made: the table was busy", table)
+                break
             made.append(partition_name(table, wanted))
     return made
+
+
+def _lock_timeout(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == "55P03"
 
 
 def _partitioned(engine: Engine) -> bool:
@@ -156,7 +171,8 @@ def _drop(engine: Engine, name: str, attempts: int = 5) -> bool:
                 conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                 conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
             return True
-        except OperationalError as exc:  # lock_timeout: someone held the table
-            if getattr(exc.orig, "sqlstate", None) != "55P03":
+        except OperationalError as exc:
+            if not _lock_timeout(exc):
                 raise
+            log.warning("partition %s not dropped yet: its table was busy", name)
     return False

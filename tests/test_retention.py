@@ -339,3 +339,15 @@ def _relations(plan: dict[str, Any]) -> list[str]:
     for child in plan.get("Plans", []):
         found += _relations(child)
     return found
+
+
+def test_a_busy_default_partition_delays_new_partitions_without_failing(pg_engine):
+    # A long read of the default partition: making a partition waits LOCK_TIMEOUT, then
+    # gives up on that table until the next run; the other table gets its partitions.
+    with pg_engine.connect() as reader:
+        reader.execute(text("LOCK TABLE event_default IN ACCESS SHARE MODE"))
+        made = ensure_partitions(pg_engine, day=TODAY + 300)
+        reader.rollback()
+    assert not any(name.startswith("event_") for name in made)
+    assert partition_name("target", TODAY + 300) in made
+    assert partition_name("event", TODAY + 300) in ensure_partitions(pg_engine, day=TODAY + 300)
