@@ -91,7 +91,11 @@ def ensure_partitions(engine: Engine, *, day: int | None = None) -> list[str]:
     day = today() if day is None else day
     made = []
     for table in PARTITIONED:
+        with engine.connect() as conn:
+            existing = partitions(conn, table)
         for wanted in range(day - DAYS_BEHIND, day + DAYS_AHEAD + 1):
+            if any(p.start <= wanted < p.end for p in existing):
+                continue  # the common case: one read, no transaction a day
             try:
                 with engine.begin() as conn:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PARTITIONS_LOCK})
