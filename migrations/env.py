@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 from receiver.config import Settings
 from receiver.db import make_engine
 from receiver.models import belongs_on  # also registers the tables on SQLModel.metadata
+from receiver.partitions import ensure_partitions, is_partition
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -36,9 +37,16 @@ def run_migrations_online() -> None:
                 include_object=lambda obj, _name, _type, reflected, _other: (
                     reflected or belongs_on(obj, connection.dialect.name)
                 ),
+                # The daily partitions are made and dropped at run time, not by models.
+                include_name=lambda name, type_, _parents: (
+                    type_ != "table" or not is_partition(str(name))
+                ),
             )
             with context.begin_transaction():
                 context.run_migrations()
+        # On PostgreSQL, the partitions of the days ahead (whoever migrates: the release
+        # step, `umstrack migrate`, `umstrack serve`).
+        ensure_partitions(engine)
     finally:
         engine.dispose()
 

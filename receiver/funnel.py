@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import SYSTEM_SENDER, channel_name
@@ -23,16 +23,17 @@ from .schemas.funnel import (
     StageTiming,
     Timing,
 )
-from .store import NO_SENDER, STAGES, TARGET, StageColumns
+from .store import NO_SENDER, STAGES, TARGET, StageColumns, of_message
 
 MAX_ERRORS = 10
 # The stages a target passes in order; withdrawal stands apart (it may come at any time).
 _PROGRESS = STAGES[:4]
 
 
-def shown_target() -> ColumnElement[bool]:
+def shown_target(days: Sequence[int] = ()) -> ColumnElement[bool]:
     """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
-    row on a real channel.
+    row on a real channel (``days``: the messages' days, when known, so that PostgreSQL
+    plans that lookup on their partitions alone).
 
     UMS makes validation records itself, before any channel takes the message; the
     recipient's submission and delivery records then come from each channel. Kept
@@ -43,6 +44,8 @@ def shown_target() -> ColumnElement[bool]:
     channel = TARGET.alias("channel_target")
     on_a_channel = exists().where(
         channel.c.msgid == TARGET.c.msgid,
+        channel.c.day == TARGET.c.day,  # the same message's: on PostgreSQL, one partition
+        channel.c.day.in_(sorted(set(days))) if days else true(),
         channel.c.recipient == TARGET.c.recipient,
         channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
     )
@@ -62,14 +65,19 @@ def _ok(stage: StageColumns) -> ColumnElement[bool]:
     return func.coalesce(or_(*reached), false())
 
 
+def _shown(day: int | None) -> ColumnElement[bool]:
+    return shown_target(() if day is None else (day,))
+
+
 def _failed(stage: StageColumns) -> ColumnElement[bool]:
     if stage.failure is None:
         return false()
     return and_(TARGET.c[stage.type] == stage.failure, not_(_ok(stage)))
 
 
-def funnels(session: Session, msgids: Sequence[str]) -> dict[str, Funnel]:
-    """Each message's funnel, overall and per channel, in one grouped read."""
+def funnels(session: Session, msgids: Sequence[str], days: Sequence[int] = ()) -> dict[str, Funnel]:
+    """Each message's funnel, overall and per channel, in one grouped read (``days``:
+    the messages' days, when known, so PostgreSQL reads their partitions alone)."""
     wechatwk = TARGET.c.wechatwk_sender.is_not(None)
     sums = []
     for stage in STAGES:
@@ -79,7 +87,11 @@ def funnels(session: Session, msgids: Sequence[str]) -> dict[str, Funnel]:
         ]
     rows = session.execute(
         select(TARGET.c.msgid, TARGET.c.sender, wechatwk, func.count(), *sums)
-        .where(TARGET.c.msgid.in_(msgids), shown_target())
+        .where(
+            TARGET.c.msgid.in_(msgids),
+            TARGET.c.day.in_(sorted(set(days))) if days else true(),
+            shown_target(days),
+        )
         .group_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
         .order_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
     )
@@ -114,8 +126,9 @@ def _overall(channels: list[ChannelFunnel]) -> Funnel:
     return Funnel(total=total, stages=_stage_funnel(total, figures), channels=channels)
 
 
-def top_errors(session: Session, msgid: str) -> list[ErrorCount]:
-    """The most frequent (stage, error code) of a message's failed targets."""
+def top_errors(session: Session, msgid: str, day: int | None = None) -> list[ErrorCount]:
+    """The most frequent (stage, error code) of a message's failed targets (``day``: the
+    message's, when known)."""
     found: list[ErrorCount] = []
     for stage in STAGES:
         if stage.failure is None:
@@ -123,7 +136,7 @@ def top_errors(session: Session, msgid: str) -> list[ErrorCount]:
         code, message = (TARGET.c[column] for column in stage.error_columns)
         rows = session.execute(
             select(code, func.min(message), func.count())
-            .where(TARGET.c.msgid == msgid, _failed(stage), shown_target())
+            .where(of_message(TARGET, msgid, day), _failed(stage), _shown(day))
             .group_by(code)
             .order_by(func.count().desc())
             .limit(MAX_ERRORS)
@@ -140,17 +153,18 @@ def _stage(name: str) -> StageColumns:
     return next(s for s in STAGES if s.name == name)
 
 
-def timing(session: Session, msgid: str, since: datetime | None) -> Timing:
-    """Median and p90 of the time from ``since`` to each target's success, per stage."""
-    stages = {stage.name: _stage_timing(session, msgid, stage, since) for stage in STAGES}
+def timing(session: Session, msgid: str, since: datetime | None, day: int | None = None) -> Timing:
+    """Median and p90 of the time from ``since`` to each target's success, per stage
+    (``day``: the message's, when known)."""
+    stages = {stage.name: _stage_timing(session, msgid, stage, since, day) for stage in STAGES}
     return Timing(**stages)
 
 
 def _stage_timing(
-    session: Session, msgid: str, stage: StageColumns, since: datetime | None
+    session: Session, msgid: str, stage: StageColumns, since: datetime | None, day: int | None
 ) -> StageTiming:
     at = TARGET.c[stage.at]
-    reached = and_(TARGET.c.msgid == msgid, TARGET.c[stage.type] == stage.ok, shown_target())
+    reached = and_(of_message(TARGET, msgid, day), TARGET.c[stage.type] == stage.ok, _shown(day))
     if session.get_bind().dialect.name == "postgresql":
         count, median, p90 = session.execute(
             select(

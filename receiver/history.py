@@ -41,7 +41,14 @@ def recipient_events(
     keys = select(merged).order_by(*order).limit(limit + 1).subquery()
     query = (
         select(EVENT)
-        .join(keys, (EVENT.c.msgid == keys.c.msgid) & (EVENT.c.event_key == keys.c.event_key))
+        .join(
+            keys,
+            # The whole primary key: on PostgreSQL each row is looked up in its day's
+            # partition alone.
+            (EVENT.c.msgid == keys.c.msgid)
+            & (EVENT.c.event_key == keys.c.event_key)
+            & (EVENT.c.day == keys.c.day),
+        )
         .order_by(*(EVENT.c[name].desc() for name in _KEY))
     )
     rows = session.execute(query).mappings().all()
@@ -65,7 +72,7 @@ def _newest(condition: Any, after: tuple[Any, ...] | None, limit: int) -> Select
     """The keys of the first ``limit + 1`` events past ``after`` that meet ``condition``
     (one index range scan, read backwards)."""
     key = [EVENT.c[name] for name in _KEY]
-    query = select(*key).where(condition)
+    query = select(*key, EVENT.c.day).where(condition)
     if after is not None:
         # The plain bound on the indexed column keeps the scan a range scan.
         query = query.where(EVENT.c.occurred_at <= after[0], _after(key, after, descending=True))

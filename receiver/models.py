@@ -1,5 +1,7 @@
-"""Tables. Event and target keys all start with ``msgid`` so that both tables can
-later be partitioned or distributed by message without a redesign."""
+"""Tables. Event and target keys all start with ``msgid`` so that both tables can be
+partitioned or distributed by message. On PostgreSQL they are partitioned by ``day``,
+the UTC day their message was first stored (:mod:`receiver.partitions`), so that
+expiring a day's rows drops whole partitions."""
 
 from __future__ import annotations
 
@@ -58,6 +60,23 @@ def _utc_column(**kwargs: Any) -> Any:
     return Field(sa_column=Column(UTCDateTime(), **kwargs))
 
 
+def day_of(moment: datetime) -> int:
+    """The UTC day of ``moment``, counted in days since 1970-01-01."""
+    return int(moment.timestamp() // 86400)
+
+
+def _day_of_created_at(context: Any) -> int:
+    # The column default of message.day: the day of the row's created_at, in every
+    # INSERT (one row or many). Never updated after: a message's rows keep their day.
+    return day_of(context.get_current_parameters()["created_at"])
+
+
+def _day_key() -> Any:
+    # Part of every key of the event and target tables: on PostgreSQL they are
+    # partitioned by it, and a partitioned table's keys must hold its partition key.
+    return Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+
+
 def _stage_type() -> Any:
     return Field(default=None, sa_column=Column(SmallInteger))
 
@@ -79,6 +98,8 @@ class Message(SQLModel, table=True):
         Index("ix_message_created_at_msgid", "created_at", "msgid"),
         Index("ix_message_sendno", "sendno"),
         Index("ix_message_send_id", "send_id"),
+        # Retention: the oldest days' messages first.
+        Index("ix_message_day", "day", "msgid"),
         # Filters on callback params (param.order_id=123) by JSONB containment.
         Index(
             "ix_message_params",
@@ -121,6 +142,11 @@ class Message(SQLModel, table=True):
     withdraw_message: str | None = Field(default=None, sa_column=Column(Text))
     # When this service first knew of the message (sent it, or heard of it).
     created_at: datetime = _utc_column(nullable=False)
+    # The UTC day of created_at when the row was first stored (days since 1970-01-01),
+    # never changed after: the day its events and targets are kept under, and expire by.
+    day: int | None = Field(
+        default=None, sa_column=Column(Integer, nullable=False, default=_day_of_created_at)
+    )
 
 
 class Event(SQLModel, table=True):
@@ -130,10 +156,15 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         # Timelines: one message's events in time order, read by keyset pages. As it
         # holds the type, a summary's counts come from the index alone on PostgreSQL.
-        Index("ix_event_timeline", "msgid", "occurred_at", "received_at", "type", "event_key"),
+        # day (one per message) after msgid: a read that names the message's day (to
+        # read one partition) still finds everything it needs in the index.
+        Index(
+            "ix_event_timeline", "msgid", "day", "occurred_at", "received_at", "type", "event_key"
+        ),
         # A recipient's history across messages, newest first (by userid or sender_id).
         Index("ix_event_userid", "userid", "occurred_at"),
         Index("ix_event_sender_id", "sender_id", "occurred_at"),
+        {"postgresql_partition_by": "RANGE (day)"},
     )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
@@ -156,6 +187,7 @@ class Event(SQLModel, table=True):
     params: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONDocument))
     raw: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     received_at: datetime = _utc_column(nullable=False)
+    day: int = _day_key()  # its message's
 
 
 class Target(SQLModel, table=True):
@@ -164,7 +196,8 @@ class Target(SQLModel, table=True):
     __tablename__ = "target"
     __table_args__ = (
         # A message's targets in one status (filters, counts by status).
-        Index("ix_target_status", "msgid", "type", "recipient", "sender"),
+        Index("ix_target_status", "msgid", "day", "type", "recipient", "sender"),
+        {"postgresql_partition_by": "RANGE (day)"},
     )
 
     msgid: str = Field(sa_column=Column(Text, primary_key=True))
@@ -203,6 +236,7 @@ class Target(SQLModel, table=True):
     withdrawal_at: datetime | None = _utc_column()
     withdrawal_error_code: int | None = _error_code()
     withdrawal_error_message: str | None = _error_message()
+    day: int = _day_key()  # its message's
 
 
 class Quarantine(SQLModel, table=True):

@@ -55,7 +55,7 @@ from .schemas.messages import (
 )
 from .schemas.queries import DEFAULT_LIMIT
 from .stale import DEFAULT_STALE_AFTER, is_stale
-from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET
+from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET, of_message
 from .summary import summaries
 
 Item = TypeVar("Item")
@@ -78,6 +78,13 @@ def message_known(*, session: Session, msgid: str) -> bool:
     return session.get(Message, msgid) is not None
 
 
+def message_day(*, session: Session, msgid: str) -> int | None:
+    """The day a message's rows are kept under (None: no such message). Named in the
+    reads of its events and targets, it lets PostgreSQL plan them on one partition."""
+    day: int | None = session.scalar(select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid))
+    return day
+
+
 def message_summary(
     *, session: Session, msgid: str, stale_after: timedelta = DEFAULT_STALE_AFTER
 ) -> MessageSummary | None:
@@ -95,7 +102,10 @@ def timeline(
     # UMS times are whole seconds: within one second and one arrival, the status
     # type (which follows the lifecycle) keeps submitted before delivered.
     key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.type, EVENT.c.event_key)
-    query = select(EVENT).where(EVENT.c.msgid == msgid)
+    day = message_day(session=session, msgid=msgid)
+    if day is None:
+        return Page([], None)  # every event belongs to a message row
+    query = select(EVENT).where(of_message(EVENT, msgid, day))
     if cursor:
         occurred, received, type_, event_key = _decode(cursor, "t", 4)
         after = (_datetime(occurred), _datetime(received), _int(type_), _string(event_key))
@@ -137,7 +147,10 @@ def targets(
     ``channel``, that failed with ``error_code`` at any stage, or that are (or are not)
     ``stale`` at ``now`` (:mod:`receiver.stale`)."""
     key = (TARGET.c.recipient, TARGET.c.sender)
-    query = select(TARGET).where(TARGET.c.msgid == msgid, shown_target())
+    day = message_day(session=session, msgid=msgid)
+    if day is None:
+        return Page([], None)  # every target belongs to a message row
+    query = select(TARGET).where(of_message(TARGET, msgid, day), shown_target((day,)))
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     for name in has:

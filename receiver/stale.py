@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
@@ -26,7 +26,8 @@ from sender.ums.protocol import StatusType
 
 from .config import DEFAULT_STALE_AFTER_MINUTES
 from .funnel import shown_target
-from .store import MESSAGE, TARGET
+from .models import day_of
+from .store import MESSAGE, TARGET, of_messages
 
 # The statuses after which UMS still has a report to make.
 WAITING_TYPES: Final[tuple[int, ...]] = (int(StatusType.TARGET_VALID), int(StatusType.SUBMITTED))
@@ -41,17 +42,18 @@ def is_stale(*, stale_after: timedelta, now: datetime) -> ColumnElement[bool]:
 
 
 def stale_counts(
-    session: Session, msgids: Sequence[str], *, stale_after: timedelta, now: datetime
+    session: Session, messages: Sequence[Any], *, stale_after: timedelta, now: datetime
 ) -> dict[str, int]:
-    """How many stale targets each of these messages has (absent: none)."""
-    if not msgids:
+    """How many stale targets each of these messages (rows of the message table) has
+    (absent: none)."""
+    if not messages:
         return {}
     rows = session.execute(
         select(TARGET.c.msgid, func.count())
         .where(
-            TARGET.c.msgid.in_(msgids),
+            of_messages(TARGET, messages),
             is_stale(stale_after=stale_after, now=now),
-            shown_target(),
+            shown_target([m.day for m in messages]),
         )
         .group_by(TARGET.c.msgid)
     )
@@ -73,12 +75,16 @@ def stale_targets(
     index. A target that waited past the horizon is no longer late but lost; the
     summary of its message still counts it.
     """
-    recent = select(MESSAGE.c.msgid).where(MESSAGE.c.created_at >= now - horizon)
+    since = now - horizon
+    recent = select(MESSAGE.c.msgid).where(MESSAGE.c.created_at >= since)
     count = session.execute(
         select(func.count())
         .select_from(TARGET)
         .where(
             TARGET.c.msgid.in_(recent.scalar_subquery()),
+            # A message's day is never before its created_at's: on PostgreSQL the
+            # partitions of older days are not read at all.
+            TARGET.c.day >= day_of(since),
             is_stale(stale_after=stale_after, now=now),
             shown_target(),
         )

@@ -21,7 +21,7 @@ from .schemas.messages import (
     WithdrawFacts,
 )
 from .stale import DEFAULT_STALE_AFTER, stale_counts
-from .store import EVENT, TARGET
+from .store import EVENT, TARGET, of_messages
 
 
 def summaries(
@@ -48,7 +48,7 @@ def summaries(
                 func.min(EVENT.c.occurred_at),
                 func.max(EVENT.c.occurred_at),
             )
-            .where(EVENT.c.msgid.in_(msgids))
+            .where(of_messages(EVENT, messages))
             .group_by(EVENT.c.msgid, EVENT.c.type)
         )
         for msgid, type_, n, earliest, latest in event_rows:
@@ -57,13 +57,16 @@ def summaries(
             last[msgid] = max(last.get(msgid, latest), latest)
         target_rows = session.execute(
             select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(TARGET.c.msgid.in_(msgids), shown_target())
+            .where(
+                of_messages(TARGET, messages),
+                shown_target([m.day for m in messages if m.day is not None]),
+            )
             .group_by(TARGET.c.msgid, TARGET.c.type)
         )
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
-    funnel_of = funnels(session, msgids)
-    stale = stale_counts(session, msgids, stale_after=stale_after, now=now)
+    funnel_of = funnels(session, msgids, [m.day for m in messages if m.day is not None])
+    stale = stale_counts(session, messages, stale_after=stale_after, now=now)
     return [
         MessageSummary(
             msgid=m.msgid,
@@ -84,8 +87,12 @@ def summaries(
             ),
             funnel=funnel_of[m.msgid],
             stale=stale.get(m.msgid, 0),
-            errors=top_errors(session, m.msgid) if detailed else None,
-            timing=timing(session, m.msgid, m.sent_at or first.get(m.msgid)) if detailed else None,
+            errors=top_errors(session, m.msgid, m.day) if detailed else None,
+            timing=(
+                timing(session, m.msgid, m.sent_at or first.get(m.msgid), m.day)
+                if detailed
+                else None
+            ),
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
         )

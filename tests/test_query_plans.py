@@ -43,30 +43,35 @@ def big_engine(engine: Engine) -> Engine:
 
 
 _FILL = """
-    INSERT INTO message (msgid, provider, channelkey, params, created_at)
+    INSERT INTO message (msgid, provider, channelkey, params, created_at, day)
     SELECT 'v:1t:1700000000p:' || m || 'n:1', 'ums', 'ch',
-           jsonb_build_object('order_id', m::text), now() - m * interval '1 s'
+           jsonb_build_object('order_id', m::text), now() - m * interval '1 s',
+           CAST(floor(extract(epoch FROM now()) / 86400) AS integer)
     FROM generate_series(1, :messages) m;
     INSERT INTO event (msgid, event_key, type, channelkey, userid, sender,
-                       sent_time, occurred_at, raw, received_at)
+                       sent_time, occurred_at, raw, received_at, day)
     SELECT 'v:1t:1700000000p:' || m || 'n:1', md5(m || '-' || e), e % 9, 'ch',
            'user' || (e % 75), 1, 1700000000 + e,
-           to_timestamp(1700000000 + e), '{}', now()
+           to_timestamp(1700000000 + e), '{}', now(),
+           CAST(floor(extract(epoch FROM now()) / 86400) AS integer)
     FROM generate_series(1, :messages) m, generate_series(1, :per_message) e;
     INSERT INTO target (msgid, recipient, sender, userid, type, rank,
-                        reached_at, event_count, updated_at)
+                        reached_at, event_count, updated_at, day)
     SELECT 'v:1t:1700000000p:' || m || 'n:1', 'user' || u, 1, 'user' || u,
-           4, 5, now(), 1, now()
+           4, 5, now(), 1, now(),
+           CAST(floor(extract(epoch FROM now()) / 86400) AS integer)
     FROM generate_series(1, :messages) m, generate_series(1, 75) u;
 -- One big broadcast among them: its timeline pages must not sort all its events.
 INSERT INTO event (msgid, event_key, type, channelkey, userid, sender,
-                   sent_time, occurred_at, raw, received_at)
+                   sent_time, occurred_at, raw, received_at, day)
 SELECT 'v:1t:1700000000p:1234n:1', md5('big-' || e), e % 9, 'ch', 'fan' || e, 1,
-       1700000000 + e / 10, to_timestamp(1700000000 + e / 10), '{}', now()
+       1700000000 + e / 10, to_timestamp(1700000000 + e / 10), '{}', now(),
+       CAST(floor(extract(epoch FROM now()) / 86400) AS integer)
 FROM generate_series(1, 50000) e;
 -- Many more messages heard of without events: the list must not scan them all.
-INSERT INTO message (msgid, provider, channelkey, params, created_at)
-SELECT 'quiet-' || m, 'ums', 'ch', jsonb_build_object('order_id', m::text), now()
+INSERT INTO message (msgid, provider, channelkey, params, created_at, day)
+SELECT 'quiet-' || m, 'ums', 'ch', jsonb_build_object('order_id', m::text), now(),
+       CAST(floor(extract(epoch FROM now()) / 86400) AS integer)
 FROM generate_series(1, 100000) m;
     """
 
@@ -91,6 +96,45 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield plan
     for child in plan.get("Plans", []):
         yield from _nodes(child)
+
+
+def _outline(plan: dict[str, Any], depth: int = 0) -> str:
+    """A plan as an indented outline of node types and the relations they read."""
+    line = " " * depth + " ".join(
+        str(plan.get(k, "")) for k in ("Node Type", "Relation Name", "Index Name")
+    )
+    return "\n".join([line, *(_outline(child, depth + 2) for child in plan.get("Plans", []))])
+
+
+def _as_tables(engine: Engine, nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Plan nodes with each partition named as its table, and each partition's index
+    as the table's index it was made from (event and target are partitioned by day).
+    Nodes reading an empty partition (a day ahead: nothing to read) are left out."""
+    with engine.connect() as conn:
+        empty = set(
+            conn.execute(
+                text("SELECT relname FROM pg_class WHERE relispartition AND reltuples <= 0")
+            ).scalars()
+        )
+        parent = dict(
+            conn.execute(
+                text(
+                    "SELECT c.relname, p.relname FROM pg_inherits i"
+                    " JOIN pg_class c ON c.oid = i.inhrelid"
+                    " JOIN pg_class p ON p.oid = i.inhparent"
+                )
+            ).all()
+        )
+    renamed = []
+    for node in nodes:
+        if node.get("Relation Name") in empty:
+            continue
+        node = dict(node)
+        for field in ("Relation Name", "Index Name"):
+            if node.get(field) in parent:
+                node[field] = parent[node[field]]
+        renamed.append(node)
+    return renamed
 
 
 def _plans(engine: Engine, statements: list[tuple[str, Any]]) -> list[dict[str, Any]]:
@@ -139,10 +183,10 @@ def test_one_message_is_read_by_index(big_engine):
         for plan in _plans(big_engine, statements):
             scanned = {
                 node.get("Relation Name")
-                for node in _nodes(plan)
+                for node in _as_tables(big_engine, list(_nodes(plan)))
                 if node["Node Type"] == "Seq Scan"
             }
-            assert not scanned & {"event", "target", "message"}, (name, json.dumps(plan))
+            assert not scanned & {"event", "target", "message"}, (name, _outline(plan))
 
 
 def test_timeline_pages_come_in_index_order(big_engine):
@@ -151,7 +195,7 @@ def test_timeline_pages_come_in_index_order(big_engine):
     for name in ("timeline", "timeline-next-page"):
         statements = _statements_of(big_engine, READS[name])
         plan = _plans(big_engine, statements)[-1]
-        nodes = list(_nodes(plan))
+        nodes = _as_tables(big_engine, list(_nodes(plan)))
         assert {"Sort", "Incremental Sort"}.isdisjoint(n["Node Type"] for n in nodes), (name, plan)
         assert "ix_event_timeline" in {n.get("Index Name") for n in nodes}, name
 
@@ -173,7 +217,7 @@ def test_recipient_history_is_two_index_range_scans(big_engine):
         statements = _statements_of(big_engine, run)
         assert statements, name
         for plan in _plans(big_engine, statements):
-            nodes = list(_nodes(plan))
+            nodes = _as_tables(big_engine, list(_nodes(plan)))
             scanned = {n.get("Relation Name") for n in nodes if n["Node Type"] == "Seq Scan"}
             assert "event" not in scanned, (name, json.dumps(plan))
             indexes = {n.get("Index Name") for n in nodes}

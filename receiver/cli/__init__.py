@@ -32,6 +32,7 @@ from . import (  # noqa: E402
     emulate,
     export,
     migrate,
+    purge,
     quarantine,
     rongcloud_send,
     send,
@@ -65,6 +66,19 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # each command's own
 
 
-_COMMANDS = (serve, migrate, send, withdraw, status, export, rongcloud_send, emulate, demo, bench)
-for _module in (*_COMMANDS, quarantine):
+_COMMANDS = (
+    serve,
+    migrate,
+    send,
+    withdraw,
+    status,
+    export,
+    rongcloud_send,
+    emulate,
+    demo,
+    bench,
+    purge,
+    quarantine,
+)
+for _module in _COMMANDS:
     main.add_command(_module.command)

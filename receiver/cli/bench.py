@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import click
 
-from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run
+from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run, run_during_purge
 from ..config import Settings, normalize_database_url
 from .common import configure_logging, fail
 from .database import check_database
@@ -31,6 +33,13 @@ from .database import check_database
 @click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option(
+    "--during-purge",
+    "expired",
+    type=click.IntRange(min=1),
+    help="Also store this many expired events, then time intake again while a purge "
+    "removes them; print both rates and their ratio (a server started here only).",
+)
 def command(
     url: str | None,
     database_url: str | None,
@@ -40,12 +49,27 @@ def command(
     batches: int,
     batch_size: int,
     warmup: int,
+    expired: int | None,
 ) -> None:
     """Post one broadcast's callbacks in batches from concurrent posters; print
     events/s and acknowledgement latency p50/p99."""
     configure_logging(result_on_stdout=False)
     settings = Settings.from_env()  # a bad setting: one line, exit 2
     options = BenchOptions(posters=posters, batches=batches, batch_size=batch_size, warmup=warmup)
+    if database_url:  # missing or unreachable: one line, exit 1
+        check_database(Settings(database_url=normalize_database_url(database_url)))
+    if expired:
+        if url:
+            fail("--during-purge needs a server started here (no --url)", code=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            database_url = database_url or f"sqlite:///{tmp}/bench.db"
+            with local_server(database_url, BENCH_CHANNEL, workers) as url:
+                measured = run_during_purge(url, BENCH_CHANNEL, options, database_url, expired)
+        click.echo(f"server       {url}")
+        click.echo(f"posters      {posters}, batch size {batch_size}")
+        click.echo(measured.report())
+        failed = measured.alone.errors or measured.during.errors
+        raise SystemExit(1 if failed else 0)
     if url:
         if channel is None and settings.channels:
             channel = ":".join(next(iter(settings.channels.items())))
@@ -54,8 +78,6 @@ def command(
         figures = run(url, channel, options)
     else:
         channel = channel or BENCH_CHANNEL
-        if database_url:
-            check_database(Settings(database_url=normalize_database_url(database_url)))
         try:
             with local_server(database_url, channel, workers) as url:
                 figures = run(url, channel, options)

@@ -35,6 +35,8 @@ from .statements import (
     TARGET,
     StageColumns,
     digest,
+    of_message,
+    of_messages,
     statements,
 )
 
@@ -49,6 +51,8 @@ __all__ = [
     "StageColumns",
     "claim_messages",
     "digest",
+    "of_message",
+    "of_messages",
     "record_send",
     "store_events",
     "store_quarantine",
@@ -113,8 +117,12 @@ def claim_messages(
     return owners
 
 
-_OWNERS = select(MESSAGE.c.msgid, MESSAGE.c.channelkey).where(
-    MESSAGE.c.msgid.in_(bindparam("msgids", expanding=True))
+# FOR KEY SHARE (PostgreSQL): a purge deleting one of these messages waits for this
+# batch, so no event is stored for a message once gone (see receiver.retention).
+_OWNERS = (
+    select(MESSAGE.c.msgid, MESSAGE.c.channelkey)
+    .where(MESSAGE.c.msgid.in_(bindparam("msgids", expanding=True)))
+    .with_for_update(read=True, key_share=True)
 )
 
 

@@ -8,18 +8,29 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..status import RANK_BY_TYPE
-from .statements import MILLISECONDS_FROM, NO_SENDER, STAGE_BY_TYPE, STAGES, digest, statements
+from .statements import (
+    MESSAGE,
+    MILLISECONDS_FROM,
+    NO_SENDER,
+    STAGE_BY_TYPE,
+    STAGES,
+    digest,
+    statements,
+)
 
 
 def store_events_portable(
     session: Session, records: Sequence[dict[str, Any]], *, channelkey: str, now: datetime
 ) -> int:
+    days = _message_days(session, {record["msgid"] for record in records})
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:
         row = _event_row(record, channelkey=channelkey, received_at=now)
+        row["day"] = days[row["msgid"]]
         rows.setdefault((row["msgid"], row["event_key"]), row)  # once per batch too
     ordered = [rows[key] for key in sorted(rows)]
     bulk = statements(session)
@@ -29,6 +40,16 @@ def store_events_portable(
     if targets:
         session.execute(bulk.merge_targets, targets)
     return len(inserted)
+
+
+_DAYS = select(MESSAGE.c.msgid, MESSAGE.c.day).where(
+    MESSAGE.c.msgid.in_(bindparam("msgids", expanding=True))
+)
+
+
+def _message_days(session: Session, msgids: set[str]) -> dict[str, int]:
+    """Each message's day (the messages were claimed earlier in this transaction)."""
+    return {msgid: day for msgid, day in session.execute(_DAYS, {"msgids": sorted(msgids)})}
 
 
 def _event_row(record: dict[str, Any], *, channelkey: str, received_at: datetime) -> dict[str, Any]:
@@ -88,6 +109,7 @@ def _fold_targets(
                 "reached_at": ev["occurred_at"],
                 "event_count": 0,
                 "updated_at": updated_at,
+                "day": ev["day"],
                 **_NO_STAGES,
             },
         )

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
 from ..status import RANK_BY_TYPE
-from .statements import EVENT, MILLISECONDS_FROM, NO_SENDER, STAGES, TARGET, merge_target
+from .statements import EVENT, MESSAGE, MILLISECONDS_FROM, NO_SENDER, STAGES, TARGET, merge_target
 
 
 def _build_postgresql_statement() -> Any:
@@ -65,23 +65,34 @@ def _build_postgresql_statement() -> Any:
         "received_at": received_at,
     }
     columns = [c.name for c in EVENT.columns]
-    rows = select(*(extracted[name].label(name) for name in columns)).subquery("rows")
+    rows = select(*(extracted[name].label(name) for name in columns if name != "day")).subquery(
+        "rows"
+    )
+    # Each event is kept under its message's day (the partition key): the messages were
+    # claimed earlier in this transaction, so every record finds its row.
+    with_day = (
+        select(rows, MESSAGE.c.day)
+        .join(MESSAGE, MESSAGE.c.msgid == rows.c.msgid)
+        .order_by(rows.c.msgid, rows.c.event_key)
+    )
     new = (
         postgresql.insert(EVENT)
-        .from_select(columns, select(rows).order_by(rows.c.msgid, rows.c.event_key))
-        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
+        .from_select(columns, with_day)
+        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key, EVENT.c.day])
         .returning(*EVENT.columns)
         .cte("new")
     )
     recipient = func.coalesce(new.c.userid, new.c.sender_id)
     sender = func.coalesce(new.c.sender, NO_SENDER)
     rank = case(RANK_BY_TYPE, value=new.c.type)
-    per_target = [new.c.msgid, recipient, sender]
+    # day follows from msgid: grouping by it as well changes no group.
+    per_target = [new.c.msgid, recipient, sender, new.c.day]
     ranked = (
         select(
             new.c.msgid,
             recipient.label("recipient"),
             sender.label("sender"),
+            new.c.day,
             func.max(new.c.userid).over(partition_by=per_target).label("userid"),
             func.max(new.c.sender_id).over(partition_by=per_target).label("sender_id"),
             func.max(new.c.wechatwk_sender).over(partition_by=per_target).label("wechatwk_sender"),
@@ -100,7 +111,7 @@ def _build_postgresql_statement() -> Any:
     stages = _stages_of(new, per_target)
     folded = {
         **ranked.c,
-        **{c.name: c for c in stages.c if c.name not in ("msgid", "recipient", "sender")},
+        **{c.name: c for c in stages.c if c.name not in ("msgid", "recipient", "sender", "day")},
     }
     target_columns = [c.name for c in TARGET.columns]
     best = (
@@ -112,6 +123,7 @@ def _build_postgresql_statement() -> Any:
                     stages.c.msgid == ranked.c.msgid,
                     stages.c.recipient == ranked.c.recipient,
                     stages.c.sender == ranked.c.sender,
+                    stages.c.day == ranked.c.day,
                 ),
             )
         )
@@ -121,7 +133,7 @@ def _build_postgresql_statement() -> Any:
     upsert = postgresql.insert(TARGET).from_select(target_columns, best)
     merged = (
         upsert.on_conflict_do_update(
-            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
+            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender, TARGET.c.day],
             set_=merge_target(upsert),
         )
         .returning(literal_column("1"))
@@ -161,9 +173,15 @@ def _stages_of(new: Any, per_target: list[Any]) -> Any:
             case((only_failed, earliest_failure(new.c.error_code))).label(code),
             case((only_failed, earliest_failure(new.c.error_message))).label(message),
         ]
-    msgid, recipient, sender = per_target
+    msgid, recipient, sender, day = per_target
     return (
-        select(msgid.label("msgid"), recipient.label("recipient"), sender.label("sender"), *columns)
+        select(
+            msgid.label("msgid"),
+            recipient.label("recipient"),
+            sender.label("sender"),
+            day.label("day"),
+            *columns,
+        )
         .where(recipient.is_not(None))
         .group_by(*per_target)
         .subquery("stages")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     case,
     func,
     or_,
+    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -31,6 +33,26 @@ NO_SENDER = -1  # the records name no channel
 
 # sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).
 MILLISECONDS_FROM = 10**11
+
+
+def of_message(table: Table, msgid: str, day: int | None = None) -> Any:
+    """The rows of ``table`` (event, target) of one message, named with its day as
+    well: on PostgreSQL the query then reads that day's partition alone. Give ``day``
+    when the message row was read already: a constant day also spares the planner the
+    other partitions."""
+    known: Any = day
+    if day is None:
+        known = select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid).scalar_subquery()
+    return and_(table.c.msgid == msgid, table.c.day == known)
+
+
+def of_messages(table: Table, messages: Sequence[Any]) -> Any:
+    """The rows of ``table`` (event, target) of these messages (rows of the message
+    table), named with their days as well: PostgreSQL reads those days' partitions."""
+    return and_(
+        table.c.msgid.in_([m.msgid for m in messages]),
+        table.c.day.in_(sorted({m.day for m in messages})),
+    )
 
 
 def digest(data: bytes) -> str:
@@ -136,10 +158,10 @@ def _statements_for(dialect: str) -> _Statements:
     upsert = insert(TARGET)
     return _Statements(
         add_events=insert(EVENT)
-        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key])
+        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key, EVENT.c.day])
         .returning(EVENT.c.msgid, EVENT.c.event_key),
         merge_targets=upsert.on_conflict_do_update(
-            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender],
+            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender, TARGET.c.day],
             set_=merge_target(upsert),
         ),
         keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
