@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from .errors import database_unreachable
 from .schemas.bounds import MAX_DEPTH
 from .schemas.records import BatchResult, UnreadableRecord, record_problems
 from .schemas.storable import unstorable
-from .store import claim_messages, digest, store_events, store_quarantine
+from .store import StoredKind, claim_messages, digest, store_events, store_quarantine
 
 log = logging.getLogger(__name__)
 _FOREIGN = "msgid belongs to another channel"
@@ -80,6 +81,30 @@ def store_batch(
     Only an unreachable database fails the batch (the caller answers 503); anything
     else that goes wrong with one record costs that record alone.
     """
+    return store_batch_counted(
+        session=session, channelkey=channelkey, batch=batch, received_at=received_at
+    ).result
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """What :func:`store_batch_counted` did: the answer's counts, the new events by kind
+    and the records quarantined (for metrics by channel and status)."""
+
+    result: BatchResult
+    stored: Counter[StoredKind]
+    quarantined: list[Any]
+
+
+def store_batch_counted(
+    *,
+    session: Session,
+    channelkey: str,
+    batch: CheckedBatch,
+    received_at: datetime | None = None,
+) -> StoredBatch:
+    """:func:`store_batch`, telling also which kinds of events were new and which
+    records went to quarantine."""
     received_at = received_at or datetime.now(UTC)
     stored, rejects = store_checked(
         session=session, channelkey=channelkey, batch=batch, received_at=received_at
@@ -92,19 +117,21 @@ def store_batch(
         ],
         received_at=received_at,
     )
-    return BatchResult(
+    new = stored.total()
+    result = BatchResult(
         received=batch.received,
-        stored=stored,
-        duplicates=batch.received - len(rejects) - stored,
+        stored=new,
+        duplicates=batch.received - len(rejects) - new,
         quarantined=len(rejects),
     )
+    return StoredBatch(result, stored, [record for _, _, record in rejects])
 
 
 def store_checked(
     *, session: Session, channelkey: str, batch: CheckedBatch, received_at: datetime
-) -> tuple[int, list[tuple[int, str, Any]]]:
+) -> tuple[Counter[StoredKind], list[tuple[int, str, Any]]]:
     """Store a checked batch's good records (:func:`store_batch` without the quarantine):
-    how many events were new, and every record that cannot be stored, in batch order,
+    how many events were new (by kind), and every record that cannot be stored, in batch order,
     with its reason. A replay of quarantined input uses it as it is."""
     rejects = list(batch.rejects)
     try:
@@ -130,9 +157,9 @@ def _store(
     channelkey: str,
     received_at: datetime,
     rejects: list[tuple[int, str, Any]],
-) -> int:
+) -> Counter[StoredKind]:
     """Claim the messages, move records of another channel's message to ``rejects``,
-    store the rest; returns how many events were new."""
+    store the rest; returns how many events were new, by kind."""
     records = [record for _, record in good]
     owners = claim_messages(session, records, channelkey=channelkey, now=received_at)
     foreign = {msgid for msgid, owner in owners.items() if owner not in (None, channelkey)}
@@ -155,8 +182,8 @@ def _store_one_by_one(
     channelkey: str,
     received_at: datetime,
     rejects: list[tuple[int, str, Any]],
-) -> int:
-    stored = 0
+) -> Counter[StoredKind]:
+    stored: Counter[StoredKind] = Counter()
     for index, record in good:
         try:
             with session.begin_nested():

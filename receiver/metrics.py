@@ -52,7 +52,6 @@ class _Metrics:
     requests: Any
     latency: Any
     records: Any
-    statuses: Any
     lag: Any
     database_errors: Any
     outbox: Any
@@ -77,14 +76,9 @@ def _metrics() -> _Metrics:
         ),
         records=Count(
             "umstrack_callback_records",
-            "Callback records by channelkey and what became of them: received, then "
-            "stored, duplicate (stored before) or quarantined.",
-            ["channelkey", "outcome"],
-        ),
-        statuses=Count(
-            "umstrack_callback_statuses",
-            "Callback records received, by channelkey, UMS channel and status.",
-            ["channelkey", "channel", "status"],
+            "Callback records by channelkey, UMS channel, status and what became of them: "
+            "received, then stored, duplicate (stored before) or quarantined.",
+            ["channelkey", "channel", "status", "outcome"],
         ),
         lag=Histogram(
             "umstrack_callback_lag_seconds",
@@ -130,31 +124,31 @@ def count_request(*, route: str, method: str, status: int, seconds: float) -> No
 
 def count_received(
     *, channelkey: str, records: Iterable[Any], usable: Iterable[dict[str, Any]], at: datetime
-) -> None:
+) -> Counter[tuple[str, str]]:
     """Count a batch's records as they arrived (``records``: all of them, dicts or not)
     by channel and status, and the lag of the ``usable`` ones that carry a sent_time:
-    per channel, the largest in the batch (its oldest record)."""
+    per channel, the largest in the batch (its oldest record). Returns the records by
+    (channel, status), for :func:`count_outcome` (nothing while not counting)."""
+    received: Counter[tuple[str, str]] = Counter()
     if not _enabled:
-        return
+        return received
     metrics = _metrics()
     # The records of a batch share a few channels and statuses: each kind is labelled
     # once. This runs on every batch, so the per-record part is kept to a few lookups.
     try:
         kinds = Counter(
             (r.get("sender"), type(r.get("sender")) is int, r.get("type"),
-             type(r.get("type")) is int, "wechatwk_sender" in r)
+             type(r.get("type")) is int, r.get("wechatwk_sender") is not None)
             if type(r) is dict
             else _NOT_A_RECORD
             for r in records
         )  # fmt: skip
     except TypeError:  # a rejected record's sender or type is a list or an object
         kinds = Counter(_kind(r) for r in records)
-    received: Counter[tuple[str, str]] = Counter()
     for kind, n in kinds.items():
         received[_labels(*kind)] += n
     for (channel, status), n in received.items():
-        metrics.statuses.labels(channelkey, channel, status).inc(n)
-    metrics.records.labels(channelkey, "received").inc(kinds.total())
+        metrics.records.labels(channelkey, channel, status, "received").inc(n)
     # One observation per batch and channel (its oldest record), not per record: an
     # observation costs microseconds, a hundred of them more than the rest together.
     # Usable records were checked: sender and sent_time are integers or absent.
@@ -164,7 +158,7 @@ def count_received(
         if sent_time is not None:
             if sent_time >= _MILLISECONDS_FROM:
                 sent_time //= 1000
-            key = (r.get("sender"), "wechatwk_sender" in r)
+            key = (r.get("sender"), r.get("wechatwk_sender") is not None)
             if sent_time < oldest.get(key, sent_time + 1):
                 oldest[key] = sent_time
     lags: dict[str, float] = {}
@@ -174,16 +168,33 @@ def count_received(
         lags[channel] = max(lags.get(channel, 0.0), arrived - sent)
     for channel, lag in lags.items():
         metrics.lag.labels(channel).observe(max(lag, 0.0))
+    return received
 
 
-def count_outcome(*, channelkey: str, stored: int, duplicates: int, quarantined: int) -> None:
-    """Count what became of a batch's records once it was committed."""
+def count_outcome(
+    *,
+    channelkey: str,
+    received: Counter[tuple[str, str]],
+    stored: Counter[tuple[int | None, bool, int]],
+    quarantined: Sequence[Any],
+) -> None:
+    """Count what became of a batch's records once it was committed, by channel and
+    status: ``received`` as :func:`count_received` gave it, the new events by kind
+    (sender, whether a wechatwk_sender was named, type) and the quarantined records;
+    the rest were duplicates."""
     if not _enabled:
         return
     records = _metrics().records
-    records.labels(channelkey, "stored").inc(stored)
-    records.labels(channelkey, "duplicate").inc(duplicates)
-    records.labels(channelkey, "quarantined").inc(quarantined)
+    new: Counter[tuple[str, str]] = Counter()
+    for (sender, wechatwk, type_), n in stored.items():
+        new[_labels(sender, sender is not None, type_, True, wechatwk)] += n
+    kept = Counter(record_labels(record) for record in quarantined)
+    for labels, n in new.items():
+        records.labels(channelkey, *labels, "stored").inc(n)
+    for labels, n in kept.items():
+        records.labels(channelkey, *labels, "quarantined").inc(n)
+    for labels, n in (received - new - kept).items():
+        records.labels(channelkey, *labels, "duplicate").inc(n)
 
 
 def count_database_error(*, where: str, unavailable: bool) -> None:
@@ -218,7 +229,7 @@ def _kind(record: Any) -> tuple[Any, bool, Any, bool, bool]:
         sender_int,
         type_ if type_int else None,
         type_int,
-        "wechatwk_sender" in record,
+        record.get("wechatwk_sender") is not None,
     )
 
 

@@ -177,9 +177,10 @@ def _replay_row(session: Session, id_: int, summary: ReplaySummary, now: datetim
         result = STILL_QUARANTINED + row["reason"]
     else:
         batch = check_batch(records, channelkey=row["channelkey"])
-        stored, rejects = store_checked(
+        kinds, rejects = store_checked(
             session=session, channelkey=row["channelkey"], batch=batch, received_at=now
         )
+        stored = kinds.total()
         summary.stored += stored
         summary.duplicates += len(records) - len(rejects) - stored
         if rejects:

@@ -14,6 +14,7 @@ queue up instead of deadlocking.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from .statements import (
     STAGES,
     TARGET,
     StageColumns,
+    StoredKind,
     digest,
     of_message,
     of_messages,
@@ -49,6 +51,7 @@ __all__ = [
     "STAGE_BY_TYPE",
     "TARGET",
     "StageColumns",
+    "StoredKind",
     "claim_messages",
     "digest",
     "of_message",
@@ -66,19 +69,19 @@ def store_events(
     records_json: str,
     channelkey: str,
     received_at: datetime,
-) -> int:
+) -> Counter[StoredKind]:
     """Store checked callback records (``records_json`` is the same list as JSON
     text) as events of ``channelkey``, skipping any already stored, and merge them
     into their targets; their messages are claimed first (:func:`claim_messages`).
-    Returns how many events were new."""
+    Returns how many events were new, by kind."""
     if not records:
-        return 0
+        return Counter()
     if session.get_bind().dialect.name == "postgresql":
-        stored: int = session.execute(
+        rows = session.execute(
             STORE_POSTGRESQL,
             {"records": records_json, "channelkey": channelkey, "received_at": received_at},
-        ).scalar_one()
-        return stored
+        )
+        return Counter({(sender, wechatwk, type_): n for sender, wechatwk, type_, n in rows})
     return store_events_portable(session, records, channelkey=channelkey, now=received_at)
 
 

@@ -4,6 +4,7 @@ built in Python, inserted with RETURNING, folded per target in Python and upsert
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from .statements import (
     NO_SENDER,
     STAGE_BY_TYPE,
     STAGES,
+    StoredKind,
     digest,
     statements,
 )
@@ -25,7 +27,7 @@ from .statements import (
 
 def store_events_portable(
     session: Session, records: Sequence[dict[str, Any]], *, channelkey: str, now: datetime
-) -> int:
+) -> Counter[StoredKind]:
     days = _message_days(session, {record["msgid"] for record in records})
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for record in records:
@@ -39,7 +41,9 @@ def store_events_portable(
     targets = _fold_targets(new_rows, updated_at=now)
     if targets:
         session.execute(bulk.merge_targets, targets)
-    return len(inserted)
+    return Counter(
+        (row["sender"], row["wechatwk_sender"] is not None, row["type"]) for row in new_rows
+    )
 
 
 _DAYS = select(MESSAGE.c.msgid, MESSAGE.c.day).where(

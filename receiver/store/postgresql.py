@@ -28,7 +28,8 @@ from .statements import EVENT, MESSAGE, MILLISECONDS_FROM, NO_SENDER, STAGES, TA
 
 def _build_postgresql_statement() -> Any:
     """WITH new AS (INSERT events ... RETURNING), merged AS (upsert targets folded
-    from new) SELECT count(*) FROM new; parameters :records, :channelkey, :received_at."""
+    from new) SELECT sender, wechatwk_sender IS NOT NULL, type, count(*) FROM new GROUP
+    BY them; parameters :records, :channelkey, :received_at."""
     elements = func.jsonb_array_elements(
         cast(bindparam("records", type_=Text), JSONB)
     ).table_valued("value")
@@ -139,8 +140,10 @@ def _build_postgresql_statement() -> Any:
         .returning(literal_column("1"))
         .cte("merged")
     )
-    # Both data-modifying CTEs run to completion whatever the outer query reads.
-    return select(func.count()).select_from(new).add_cte(merged)
+    # Both data-modifying CTEs run to completion whatever the outer query reads. The
+    # new events are counted by kind (StoredKind): a handful of rows.
+    kind = (new.c.sender, new.c.wechatwk_sender.is_not(None), new.c.type)
+    return select(*kind, func.count()).select_from(new).group_by(*kind).add_cte(merged)
 
 
 def _stages_of(new: Any, per_target: list[Any]) -> Any:

@@ -29,6 +29,11 @@ EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
 
+# What the intake tells of the events it stored: how many of each kind, a kind being
+# the record's sender (None: it named none), whether it named a wechatwk_sender (WeCom
+# or 5G on sender 9) and its type; enough for metrics by channel and status.
+StoredKind = tuple[int | None, bool, int]
+
 NO_SENDER = -1  # the records name no channel
 
 # sent_time at or above this is in milliseconds (1e11 seconds is the year 5138).

@@ -13,7 +13,7 @@ from .. import metrics
 from ..auth import AuthError, ChannelAuth
 from ..db import write_session
 from ..errors import ApiError
-from ..intake import check_batch, quarantine, store_batch
+from ..intake import check_batch, quarantine, store_batch_counted
 from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
 from ..schemas.bounds import MAX_RECORDS
 from ..schemas.records import BatchResult, CallbackRecord
@@ -123,21 +123,22 @@ def receive() -> Response:
 
     # Checked before the transaction: a writer's turn is not spent on computation.
     batch = check_batch(payload, channelkey=channelkey)
-    metrics.count_received(
+    received = metrics.count_received(
         channelkey=channelkey,
         records=payload,
         usable=(record for _, record in batch.good),
         at=datetime.now(UTC),
     )
     session = write_session()
-    result = store_batch(session=session, channelkey=channelkey, batch=batch)
+    stored = store_batch_counted(session=session, channelkey=channelkey, batch=batch)
     session.commit()
     metrics.count_outcome(
         channelkey=channelkey,
-        stored=result.stored,
-        duplicates=result.duplicates,
-        quarantined=result.quarantined,
+        received=received,
+        stored=stored.stored,
+        quarantined=stored.quarantined,
     )
+    result = stored.result
     note(**result.model_dump())
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
