@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from sender.ums.protocol import Stage
 
 from . import read
-from .read import Page
+from .keyset import Page
 from .schemas.messages import Event, Target
 
 Format = Literal["csv", "ndjson"]

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Select, select, union
 from sqlalchemy.orm import Session
 
-from .read import CursorError, Page, _after, _datetime, _decode, _encode, _page, _string, event_of
+from .keyset import CursorError, Page, cursor_datetime, cursor_string, decode, encode, page, past
+from .read import event_of
 from .schemas.messages import RecipientEvent
 from .schemas.queries import DEFAULT_LIMIT
 from .store import EVENT
@@ -30,8 +31,13 @@ def recipient_events(
     """The events whose userid or sender_id is ``recipient``, newest first."""
     after: tuple[Any, ...] | None = None
     if cursor:
-        occurred, received, msgid, event_key = _decode(cursor, "h", 4)
-        after = (_datetime(occurred), _datetime(received), _string(msgid), _string(event_key))
+        occurred, received, msgid, event_key = decode(cursor, "h", 4)
+        after = (
+            cursor_datetime(occurred),
+            cursor_datetime(received),
+            cursor_string(msgid),
+            cursor_string(event_key),
+        )
     if "\x00" in recipient:  # no stored text holds NUL: nobody's history
         return Page([], None)
     by_userid = _newest(EVENT.c.userid == recipient, after, limit).subquery()
@@ -52,11 +58,11 @@ def recipient_events(
         .order_by(*(EVENT.c[name].desc() for name in _KEY))
     )
     rows = session.execute(query).mappings().all()
-    return _page(
+    return page(
         [RecipientEvent(msgid=row["msgid"], **dict(event_of(row))) for row in rows[:limit]],
         rows,
         limit,
-        lambda row: _encode(
+        lambda row: encode(
             "h",
             [
                 row["occurred_at"].isoformat(),
@@ -75,5 +81,5 @@ def _newest(condition: Any, after: tuple[Any, ...] | None, limit: int) -> Select
     query = select(*key, EVENT.c.day).where(condition)
     if after is not None:
         # The plain bound on the indexed column keeps the scan a range scan.
-        query = query.where(EVENT.c.occurred_at <= after[0], _after(key, after, descending=True))
+        query = query.where(EVENT.c.occurred_at <= after[0], past(key, after, descending=True))
     return query.order_by(*(column.desc() for column in key)).limit(limit + 1)

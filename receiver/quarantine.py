@@ -25,7 +25,7 @@ from sender.values import is_int
 
 from .db import write_transaction
 from .intake import RECORD_PREFIX, cause_of, check_batch, store_checked
-from .read import CursorError, _after, _datetime, _decode, _encode
+from .keyset import CursorError, cursor_datetime, decode, encode, past
 from .schemas.bounds import MAX_RECORDS
 from .schemas.quarantine import QuarantinedInput, QuarantinePage, ReasonCount
 from .schemas.queries import DEFAULT_LIMIT
@@ -66,8 +66,8 @@ def list_quarantine(
     key = (QUARANTINE.c.received_at, QUARANTINE.c.id)
     query = select(QUARANTINE).where(where)
     if cursor:
-        received, id_ = _decode(cursor, "q", 2)
-        query = query.where(_after(key, (_datetime(received), _id(id_)), descending=True))
+        received, id_ = decode(cursor, "q", 2)
+        query = query.where(past(key, (cursor_datetime(received), _id(id_)), descending=True))
     rows = session.execute(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).mappings()
     found = list(rows)
     count = func.count()
@@ -83,7 +83,7 @@ def list_quarantine(
         counts=[ReasonCount(reason=cause, count=n) for cause, n in counts],
         next_cursor=None
         if last is None
-        else _encode("q", [last["received_at"].isoformat(), last["id"]]),
+        else encode("q", [last["received_at"].isoformat(), last["id"]]),
     )
 
 

@@ -6,14 +6,11 @@ cursor), so a page never repeats or skips a row however many arrive meanwhile.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -23,10 +20,8 @@ from sqlalchemy import (
     exists,
     false,
     func,
-    literal,
     or_,
     select,
-    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,9 +36,18 @@ from sender.ums.protocol import (
     platform_name,
     vendor_name,
 )
-from sender.values import is_int
 
 from .funnel import shown_target
+from .keyset import (
+    Page,
+    cursor_datetime,
+    cursor_int,
+    cursor_string,
+    decode,
+    encode,
+    page,
+    past,
+)
 from .models import Message
 from .schemas.funnel import StageName
 from .schemas.messages import (
@@ -57,20 +61,6 @@ from .schemas.queries import DEFAULT_LIMIT
 from .stale import DEFAULT_STALE_AFTER, is_stale
 from .store import EVENT, MESSAGE, STAGE_BY_TYPE, STAGES, TARGET, of_message
 from .summary import summaries
-
-Item = TypeVar("Item")
-
-
-class CursorError(ValueError):
-    """A cursor that this service did not hand out (or for another list)."""
-
-
-@dataclass(frozen=True)
-class Page(Generic[Item]):
-    """One page of a list and the cursor of the next one (None on the last page)."""
-
-    items: list[Item]
-    next_cursor: str | None
 
 
 def message_known(*, session: Session, msgid: str) -> bool:
@@ -107,15 +97,20 @@ def timeline(
         return Page([], None)  # every event belongs to a message row
     query = select(EVENT).where(of_message(EVENT, msgid, day))
     if cursor:
-        occurred, received, type_, event_key = _decode(cursor, "t", 4)
-        after = (_datetime(occurred), _datetime(received), _int(type_), _string(event_key))
-        query = query.where(_after(key, after))
+        occurred, received, type_, event_key = decode(cursor, "t", 4)
+        after = (
+            cursor_datetime(occurred),
+            cursor_datetime(received),
+            cursor_int(type_),
+            cursor_string(event_key),
+        )
+        query = query.where(past(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
-    return _page(
+    return page(
         [event_of(row) for row in rows[:limit]],
         rows,
         limit,
-        lambda row: _encode(
+        lambda row: encode(
             "t",
             [
                 row["occurred_at"].isoformat(),
@@ -167,14 +162,14 @@ def targets(
         stale_now = is_stale(stale_after=stale_after, now=now or datetime.now(UTC))
         query = query.where(stale_now if stale else ~stale_now)
     if cursor:
-        recipient, sender = _decode(cursor, "r", 2)
-        query = query.where(_after(key, (_string(recipient), _int(sender))))
+        recipient, sender = decode(cursor, "r", 2)
+        query = query.where(past(key, (cursor_string(recipient), cursor_int(sender))))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
-    return _page(
+    return page(
         [target_of(row) for row in rows[:limit]],
         rows,
         limit,
-        lambda row: _encode("r", [row["recipient"], row["sender"]]),
+        lambda row: encode("r", [row["recipient"], row["sender"]]),
     )
 
 
@@ -214,14 +209,16 @@ def list_messages(
     for name, value in (params or {}).items():
         query = query.where(_param_is(session, name, value))
     if cursor:
-        created, msgid = _decode(cursor, "m", 2)
-        query = query.where(_after(key, (_datetime(created), _string(msgid)), descending=True))
+        created, msgid = decode(cursor, "m", 2)
+        query = query.where(
+            past(key, (cursor_datetime(created), cursor_string(msgid)), descending=True)
+        )
     messages = session.scalars(query.order_by(*(k.desc() for k in key)).limit(limit + 1)).all()
-    return _page(
+    return page(
         summaries(session, messages[:limit], stale_after=stale_after),
         messages,
         limit,
-        lambda m: _encode("m", [m.created_at.isoformat(), m.msgid]),
+        lambda m: encode("m", [m.created_at.isoformat(), m.msgid]),
     )
 
 
@@ -325,66 +322,3 @@ def _json_number(value: str) -> int | float | None:
         return None
     is_number = isinstance(parsed, int | float) and not isinstance(parsed, bool)
     return parsed if is_number and math.isfinite(parsed) else None
-
-
-def _after(
-    key: Sequence[Any], values: Sequence[Any], *, descending: bool = False
-) -> ColumnElement[bool]:
-    """Rows past a cursor position in the order of ``key``; each value is bound with
-    its column's type, so times compare as the column stores them."""
-    bound = (literal(value, type_=column.type) for column, value in zip(key, values, strict=True))
-    position = tuple_(*bound)
-    return tuple_(*key) < position if descending else tuple_(*key) > position
-
-
-def _page(items: list[Item], rows: Sequence[Any], limit: int, key: Any) -> Page[Item]:
-    # One row more than asked for was read: its presence says a next page exists.
-    return Page(items, key(rows[limit - 1]) if len(rows) > limit else None)
-
-
-def _encode(kind: str, values: list[Any]) -> str:
-    raw = json.dumps([kind, *values], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str, kind: str, size: int) -> list[Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        values = json.loads(raw)
-    except (binascii.Error, ValueError, RecursionError):
-        raise CursorError("not a cursor of this service") from None
-    if not isinstance(values, list) or len(values) != size + 1 or values[0] != kind:
-        raise CursorError("a cursor of another list")
-    return values[1:]
-
-
-def _datetime(value: Any) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(_string(value))
-    except ValueError:
-        raise CursorError("a damaged cursor") from None
-    if parsed.tzinfo is None:
-        raise CursorError("a damaged cursor")
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # beyond what UTC can write: no cursor of ours
-        raise CursorError("a damaged cursor") from None
-
-
-def _string(value: Any) -> str:
-    # No stored text holds NUL (PostgreSQL's text cannot) or a lone surrogate (not
-    # Unicode): no cursor of ours does.
-    if not isinstance(value, str) or "\x00" in value:
-        raise CursorError("a damaged cursor")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CursorError("a damaged cursor") from None
-    return value
-
-
-def _int(value: Any) -> int:
-    # The integers in cursors (type, sender) are SMALLINT columns.
-    if not is_int(value) or not -(2**15) <= value < 2**15:
-        raise CursorError("a damaged cursor")
-    return value

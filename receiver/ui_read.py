@@ -9,7 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .read import Page, target_of
+from .keyset import Page
+from .read import target_of
 from .schemas.messages import Target
 from .store import MESSAGE, QUARANTINE, TARGET
 

@@ -13,8 +13,8 @@ from sqlmodel import Session
 
 from ..config import Settings
 from ..db import make_engine
+from ..keyset import CursorError
 from ..quarantine import list_quarantine, replay
-from ..read import CursorError
 from ..schemas.quarantine import QuarantinedInput, QuarantinePage, QuarantineQuery
 from ..schemas.queries import DEFAULT_LIMIT, QueryError, parse_query
 from .common import configure_logging, fail, missing_sqlite_file, print_json, printable

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, stream_with_context
 from .. import export, read
 from ..db import get_session
 from ..errors import ApiError
+from ..keyset import CursorError, Page
 from ..openapi import (
     BAD_PARAMETER,
     DATABASE_UNAVAILABLE,
@@ -20,7 +21,6 @@ from ..openapi import (
     Reply,
     documented,
 )
-from ..read import CursorError, Page
 from ..schemas.messages import MessagePage, MessageSummary, TargetPage, TimelinePage
 from ..schemas.queries import MessageQuery, PageQuery, TargetQuery, TimelineQuery
 from .common import answer, bad_parameter, query, require_token

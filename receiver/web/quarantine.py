@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from ..db import get_session
+from ..keyset import CursorError
 from ..openapi import BAD_PARAMETER, DATABASE_UNAVAILABLE, TOKEN_UNAUTHORIZED, Reply, documented
 from ..quarantine import list_quarantine
-from ..read import CursorError
 from ..schemas.quarantine import QuarantinePage, QuarantineQuery
 from .common import answer, bad_parameter, query, require_token
 

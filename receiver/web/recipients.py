@@ -6,8 +6,8 @@ from flask import Blueprint, Response
 
 from .. import history
 from ..db import get_session
+from ..keyset import CursorError
 from ..openapi import BAD_PARAMETER, DATABASE_UNAVAILABLE, TOKEN_UNAUTHORIZED, Reply, documented
-from ..read import CursorError
 from ..schemas.messages import RecipientEventPage
 from ..schemas.queries import RecipientQuery
 from .common import answer, bad_parameter, query, require_token

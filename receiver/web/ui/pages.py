@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ... import history, read, ui_read
 from ...db import get_session
-from ...read import CursorError, Page
+from ...keyset import CursorError, Page
 from ...schemas.queries import (
     MessageQuery,
     PageQuery,
