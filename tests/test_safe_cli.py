@@ -68,9 +68,20 @@ COMMANDS = {
     "migrate": ("migrate",),
     "bench": ("bench", "--batches", "1"),
     "status": ("status", MSGID),
+    "purge": ("purge", "--days", "30"),
+    "quarantine list": ("quarantine", "list"),
+    "quarantine replay": ("quarantine", "replay", "--all"),
+    "export": ("export", MSGID),
+    "withdraw": ("withdraw", MSGID),
 }
 # What a command says instead, where it checks first in a way of its own.
-SAYS_INSTEAD = {("status", "no such directory"): "no database at /nonexistent-dir/umstrack.db"}
+# The commands that only read (or change) an existing database say that it is missing;
+# for withdraw no message is then known (exit 2).
+SAYS_INSTEAD = {
+    (command, "no such directory"): "no database at /nonexistent-dir/umstrack.db"
+    for command in ("status", "purge", "quarantine list", "quarantine replay", "export", "withdraw")
+}
+CODE_INSTEAD = {("withdraw", "no such directory"): 2}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -78,6 +89,7 @@ SAYS_INSTEAD = {("status", "no such directory"): "no database at /nonexistent-di
 def test_a_command_says_in_one_line_what_is_wrong(command, case, tmp_path):
     env, code, says = CASES[case]
     says = SAYS_INSTEAD.get((command, case), says)
+    code = CODE_INSTEAD.get((command, case), code)
     if "postgresql" in env.get("DATABASE_URL", "") and not TEST_DATABASE_URL:
         pytest.skip("needs TEST_DATABASE_URL's server")
     args = COMMANDS[command]

@@ -31,6 +31,18 @@ def checked_engine(settings: Settings, *, maintenance: bool = False) -> Engine:
     return engine
 
 
+@contextmanager
+def opened_database(settings: Settings, *, maintenance: bool = False) -> Iterator[Engine]:
+    """An engine on DATABASE_URL that has answered once, disposed when the block ends;
+    a failure to reach it, before or in the block, is said in one line (exit 1)."""
+    engine = checked_engine(settings, maintenance=maintenance)
+    try:
+        with reporting_database_errors(settings.database_url):
+            yield engine
+    finally:
+        engine.dispose()
+
+
 def check_database(settings: Settings) -> None:
     """Exit saying why, unless DATABASE_URL's database answers."""
     checked_engine(settings, maintenance=True).dispose()

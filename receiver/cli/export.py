@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ..config import Settings
-from ..db import make_engine
 from ..export import message_export
 from .common import configure_logging, fail, missing_sqlite_file
+from .database import opened_database
 
 
 @click.command("export", epilog="Reads DATABASE_URL.")
@@ -45,19 +44,14 @@ def command(msgid: str, what: str, fmt: Literal["csv", "ndjson"], output: str) -
     settings = Settings.from_env()
     if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL)", code=1)
-    engine = make_engine(settings)
-    try:
-        with Session(engine) as session:
-            chunks = message_export(session=session, msgid=msgid, what=what, fmt=fmt)
-            if chunks is None:
-                fail(f"no message {msgid!r} is known", code=2)
+    with opened_database(settings) as engine, Session(engine) as session:
+        chunks = message_export(session=session, msgid=msgid, what=what, fmt=fmt)
+        if chunks is None:
+            fail(f"no message {msgid!r} is known", code=2)
+        try:
             # Bytes, so the file is UTF-8 whatever the terminal's encoding is.
             with click.open_file(output, "wb") as stream:
                 for chunk in chunks:
                     stream.write(chunk.encode())
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the database: {exc.__cause__ or exc}", code=1)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc}", code=1)
-    finally:
-        engine.dispose()
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc}", code=1)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import click
 
 from ..config import Settings
-from ..db import make_engine
 from ..retention import purge
 from .common import configure_logging, fail, missing_sqlite_file, print_json
+from .database import opened_database
 
 
 @click.command(
     "purge",
     epilog="Reads DATABASE_URL and RETENTION_DAYS. Safe while the server runs; a second "
-    "purge started meanwhile waits for the first. Prints what went as JSON.",
+    "purge started meanwhile waits for the first. Prints what went as JSON. Exit 2 for a "
+    "bad setting, 1 when the database cannot be reached.",
 )
 @click.option(
     "--days",
@@ -32,10 +33,9 @@ def command(days: int | None, dry_run: bool) -> None:
         fail("nothing to purge by: set RETENTION_DAYS or give --days", code=2)
     missing = missing_sqlite_file(settings)
     if missing:
-        fail(f"no database at {missing}", code=2)
-    engine = make_engine(settings)
-    try:
+        fail(f"no database at {missing}", code=1)
+    # Maintenance: no statement timeout (each batch is bounded; a partition's lock wait
+    # has its own limit).
+    with opened_database(settings, maintenance=True) as engine:
         result = purge(engine, days=days, dry_run=dry_run)
-    finally:
-        engine.dispose()
     print_json(result.as_dict())

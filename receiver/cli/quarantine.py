@@ -8,16 +8,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from ..config import Settings
-from ..db import make_engine
 from ..keyset import CursorError
 from ..quarantine import list_quarantine, replay
 from ..schemas.quarantine import QuarantinedInput, QuarantinePage, QuarantineQuery
 from ..schemas.queries import DEFAULT_LIMIT, QueryError, parse_query
 from .common import configure_logging, fail, missing_sqlite_file, print_json, printable
+from .database import opened_database
 
 _RAW_SHOWN = 300  # characters of a kept input shown in the human listing
 
@@ -72,16 +71,11 @@ def list_command(
     """List kept input, newest first, and how many each reason holds."""
     configure_logging(result_on_stdout=True)
     params = _query(reason=reason, channel=channel, since=since, limit=limit, cursor=cursor)
-    engine = make_engine(_settings())
-    try:
-        with Session(engine) as session:
+    with opened_database(_settings()) as engine, Session(engine) as session:
+        try:
             page = list_quarantine(session=session, **params.model_dump())
-    except CursorError as exc:
-        fail(f"--cursor: {exc}", code=2)
-    except SQLAlchemyError as exc:
-        fail(f"cannot read the database: {exc.__cause__ or exc}", code=1)
-    finally:
-        engine.dispose()
+        except CursorError as exc:
+            fail(f"--cursor: {exc}", code=2)
     if as_json:
         print_json(page.model_dump(mode="json"))
     else:
@@ -143,8 +137,7 @@ def replay_command(
     if not (ids or filtered or everything):
         fail("choose what to replay: --id, --reason, --channel, --since, or --all", code=2)
     params = _query(reason=reason, channel=channel, since=since)
-    engine = make_engine(_settings())
-    try:
+    with opened_database(_settings()) as engine:
         summary = replay(
             engine=engine,
             ids=ids,
@@ -154,9 +147,5 @@ def replay_command(
             again=again,
             dry_run=dry_run,
         )
-    except SQLAlchemyError as exc:
-        fail(f"cannot replay: {exc.__cause__ or exc}", code=1)
-    finally:
-        engine.dispose()
     result: Mapping[str, Any] = dataclasses.asdict(summary)
     print_json(result)

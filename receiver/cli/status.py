@@ -8,7 +8,7 @@ from sqlmodel import Session
 from ..config import Settings
 from ..report import status_report
 from .common import configure_logging, fail, missing_sqlite_file
-from .database import checked_engine, reporting_database_errors
+from .database import opened_database
 
 
 @click.command(
@@ -31,12 +31,8 @@ def command(msgid: str, limit: int) -> None:
     settings = Settings.from_env()
     if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL)", code=1)
-    engine = checked_engine(settings)
-    try:
-        with reporting_database_errors(settings.database_url), Session(engine) as session:
-            report = status_report(session=session, msgid=msgid, limit=limit or None)
-    finally:
-        engine.dispose()
+    with opened_database(settings) as engine, Session(engine) as session:
+        report = status_report(session=session, msgid=msgid, limit=limit or None)
     if report is None:
         fail(f"no message {msgid!r} is known", code=1)
     click.echo(report)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import ConfigError, Settings
-from ..db import make_engine, migrate
+from ..db import migrate
 from ..sending.withdraw import (
     MessageNotFoundError,
     NotWithdrawableError,
@@ -15,6 +14,7 @@ from ..sending.withdraw import (
     WithdrawOutcome,
 )
 from .common import configure_logging, fail, missing_sqlite_file, print_json
+from .database import opened_database
 
 
 @click.command(
@@ -32,14 +32,9 @@ def command(msgid: str) -> None:
     settings = Settings.from_env()
     if database := missing_sqlite_file(settings):
         fail(f"no database at {database} (set DATABASE_URL), so no message is known", code=2)
-    engine = make_engine(settings)
-    try:
+    with opened_database(settings) as engine:
         migrate(settings.database_url)  # the withdraw is recorded beside the message
         outcome = _withdraw(Withdrawer.from_settings(settings, engine=engine), msgid)
-    except SQLAlchemyError as exc:
-        fail(f"cannot use the database: {exc.__cause__ or type(exc).__name__}", code=1)
-    finally:
-        engine.dispose()
     print_json(outcome.model_dump(mode="json"))
 
 
