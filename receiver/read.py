@@ -92,11 +92,8 @@ def timeline(
     # UMS times are whole seconds: within one second and one arrival, the status
     # type (which follows the lifecycle) keeps submitted before delivered.
     key = (EVENT.c.occurred_at, EVENT.c.received_at, EVENT.c.type, EVENT.c.event_key)
-    day = message_day(session=session, msgid=msgid)
-    if day is None:
-        return Page([], None)  # every event belongs to a message row
-    query = select(EVENT).where(of_message(EVENT, msgid, day))
-    if cursor:
+    after = None
+    if cursor:  # a bad cursor is refused whether or not the message is known
         occurred, received, type_, event_key = decode(cursor, "t", 4)
         after = (
             cursor_datetime(occurred),
@@ -104,6 +101,11 @@ def timeline(
             cursor_int(type_),
             cursor_string(event_key),
         )
+    day = message_day(session=session, msgid=msgid)
+    if day is None:
+        return Page([], None)  # every event belongs to a message row
+    query = select(EVENT).where(of_message(EVENT, msgid, day))
+    if after is not None:
         query = query.where(past(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return page(
@@ -142,6 +144,10 @@ def targets(
     ``channel``, that failed with ``error_code`` at any stage, or that are (or are not)
     ``stale`` at ``now`` (:mod:`receiver.stale`)."""
     key = (TARGET.c.recipient, TARGET.c.sender)
+    after = None
+    if cursor:  # a bad cursor is refused whether or not the message is known
+        recipient, sender = decode(cursor, "r", 2)
+        after = (cursor_string(recipient), cursor_int(sender))
     day = message_day(session=session, msgid=msgid)
     if day is None:
         return Page([], None)  # every target belongs to a message row
@@ -161,9 +167,8 @@ def targets(
     if stale is not None:
         stale_now = is_stale(stale_after=stale_after, now=now or datetime.now(UTC))
         query = query.where(stale_now if stale else ~stale_now)
-    if cursor:
-        recipient, sender = decode(cursor, "r", 2)
-        query = query.where(past(key, (cursor_string(recipient), cursor_int(sender))))
+    if after is not None:
+        query = query.where(past(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
     return page(
         [target_of(row) for row in rows[:limit]],
