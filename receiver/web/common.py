@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from flask import Response, current_app, redirect, request
@@ -12,9 +13,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from ..auth import TokenAuth
 from ..config import Settings
 from ..errors import ApiError
+from ..keyset import CursorError
 from ..schemas.queries import PageQuery, QueryError, parse_query
 
 Query = TypeVar("Query", bound=PageQuery)
+
+Listed = TypeVar("Listed")  # a page of a list, whatever its shape
 
 
 def require_token() -> BaseResponse | None:
@@ -72,6 +76,14 @@ def query(model: type[Query]) -> Query:
 def bad_parameter(parameter: str, message: str) -> ApiError:
     """400 for a query parameter that cannot be used; the message starts with its name."""
     return ApiError(400, "invalid_parameter", f"{parameter}: {message}")
+
+
+def paged(list_page: Callable[..., Listed], **kwargs: Any) -> Listed:
+    """``list_page(**kwargs)``, with a cursor it refuses answered 400 naming ``cursor``."""
+    try:
+        return list_page(**kwargs)
+    except CursorError as exc:
+        raise bad_parameter("cursor", f"{exc}; pass back a next_cursor unchanged") from None
 
 
 def answer(model: BaseModel, status: int = 200) -> Response:

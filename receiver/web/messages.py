@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, stream_with_context
 from .. import export, read
 from ..db import get_session
 from ..errors import ApiError
-from ..keyset import CursorError, Page
+from ..keyset import Page
 from ..openapi import (
     BAD_PARAMETER,
     DATABASE_UNAVAILABLE,
@@ -23,7 +23,7 @@ from ..openapi import (
 )
 from ..schemas.messages import MessagePage, MessageSummary, TargetPage, TimelinePage
 from ..schemas.queries import MessageQuery, PageQuery, TargetQuery, TimelineQuery
-from .common import answer, bad_parameter, query, require_token
+from .common import answer, bad_parameter, paged, query, require_token
 
 bp = Blueprint("messages", __name__, url_prefix="/api")
 bp.before_request(require_token)
@@ -112,7 +112,7 @@ def targets(msgid: str) -> Response:
 def messages() -> Response:
     """Message summaries, newest first, filtered."""
     params = query(MessageQuery)
-    page = _paged(
+    page = paged(
         read.list_messages,
         session=get_session(),
         stale_after=_stale_after(),
@@ -125,7 +125,7 @@ def _message_page(list_page: Callable[..., Page[Any]], msgid: str, params: PageQ
     """One page of a message's list; 404 when nothing at all is known of the message."""
     session = get_session()
     filters = params.model_dump(exclude={"format"})
-    page = _paged(list_page, session=session, msgid=_stored(msgid), **filters)
+    page = paged(list_page, session=session, msgid=_stored(msgid), **filters)
     if not page.items and not read.message_known(session=session, msgid=msgid):
         raise _unknown(msgid)
     return page
@@ -152,13 +152,6 @@ def _export(msgid: str, what: str, params: TimelineQuery | TargetQuery) -> Respo
         mimetype=export.MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def _paged(list_page: Callable[..., Page[Any]], **kwargs: Any) -> Page[Any]:
-    try:
-        return list_page(**kwargs)
-    except CursorError as exc:
-        raise bad_parameter("cursor", f"{exc}; pass back a next_cursor unchanged") from None
 
 
 def _stored(msgid: str) -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from ..db import get_session
-from ..keyset import CursorError
 from ..openapi import BAD_PARAMETER, DATABASE_UNAVAILABLE, TOKEN_UNAUTHORIZED, Reply, documented
 from ..quarantine import list_quarantine
 from ..schemas.quarantine import QuarantinePage, QuarantineQuery
-from .common import answer, bad_parameter, query, require_token
+from .common import answer, paged, query, require_token
 
 bp = Blueprint("quarantine", __name__, url_prefix="/api")
 bp.before_request(require_token)
@@ -35,8 +34,5 @@ bp.before_request(require_token)
 def quarantine() -> Response:
     """The input the intake could not use, newest first, with counts by reason."""
     params = query(QuarantineQuery)
-    try:
-        page = list_quarantine(session=get_session(), **params.model_dump())
-    except CursorError as exc:
-        raise bad_parameter("cursor", f"{exc}; pass back a next_cursor unchanged") from None
+    page = paged(list_quarantine, session=get_session(), **params.model_dump())
     return answer(page)

@@ -6,11 +6,10 @@ from flask import Blueprint, Response
 
 from .. import history
 from ..db import get_session
-from ..keyset import CursorError
 from ..openapi import BAD_PARAMETER, DATABASE_UNAVAILABLE, TOKEN_UNAUTHORIZED, Reply, documented
 from ..schemas.messages import RecipientEventPage
 from ..schemas.queries import RecipientQuery
-from .common import answer, bad_parameter, query, require_token
+from .common import answer, paged, query, require_token
 
 bp = Blueprint("recipients", __name__, url_prefix="/api")
 bp.before_request(require_token)
@@ -36,12 +35,9 @@ bp.before_request(require_token)
 def recipient_events(recipient: str) -> Response:
     """One recipient's events across all messages, newest first."""
     params = query(RecipientQuery)
-    try:
-        page = history.recipient_events(
-            session=get_session(), recipient=recipient, **params.model_dump()
-        )
-    except CursorError as exc:
-        raise bad_parameter("cursor", f"{exc}; pass back a next_cursor unchanged") from None
+    page = paged(
+        history.recipient_events, session=get_session(), recipient=recipient, **params.model_dump()
+    )
     return answer(
         RecipientEventPage(recipient=recipient, events=page.items, next_cursor=page.next_cursor)
     )
