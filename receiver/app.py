@@ -4,6 +4,7 @@ web UI mounted at ``/`` and ``/ui/``, built by ``create_app`` (exported as
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -12,8 +13,10 @@ from flask import Flask
 from . import db, errors, logs, stale
 from .auth import ChannelAuth, TokenAuth
 from .config import Settings
+from .drain import Drainer
 from .sending.ums import UmsSender
 from .sending.withdraw import Withdrawer
+from .spool import Spool, SpoolStatus
 from .web import (
     callbacks,
     docs,
@@ -51,6 +54,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["umstrack.withdrawer"] = Withdrawer.from_settings(
         settings, engine=app.extensions["umstrack.engine"]
     )
+    # The outage spool (PostgreSQL only), and its drainer: started by the gunicorn
+    # worker that serves the app (receiver.gunicorn_config), not by building the app.
+    spool = Spool.from_settings(settings)
+    app.extensions["umstrack.spool"] = spool
+    app.extensions["umstrack.drainer"] = (
+        Drainer(app.extensions["umstrack.engine"], spool) if spool else None
+    )
     app.teardown_appcontext(db.close_session)
     errors.register(app)
     blueprints = (callbacks.bp, messages.bp, recipients.bp, sends.bp, withdraw.bp)
@@ -65,6 +75,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
         lambda: _stale_targets(settings),
         max_age=STALE_GAUGE_MAX_AGE,
     )
+    if spool is not None:
+        _spool_gauges(app, spool)
     logs.log_to_stdout()
     # The web UI is an app of its own beside the API: its HTML pages are not API routes.
     app.extensions["umstrack.ui"] = ui.create_ui(app)
@@ -73,6 +85,39 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.wsgi_app = ui.mount(app.wsgi_app, app.extensions["umstrack.ui"])  # type: ignore[method-assign,assignment]
     security.init_app(app)  # last: its proxy check wraps the UI too
     return app
+
+
+def _spool_gauges(app: Flask, spool: Spool) -> None:
+    """The spool's depth and age, read from its directory at each scrape (no database)."""
+    last: list[tuple[float, SpoolStatus]] = []
+
+    def status() -> SpoolStatus:
+        # One look at the directory serves the four gauges of a scrape.
+        if not last or time.monotonic() - last[0][0] > 1.0:
+            last[:] = [(time.monotonic(), spool.status())]
+        return last[0][1]
+
+    add_gauge(
+        app,
+        "umstrack_spool_entries",
+        "Batches in the outage spool waiting for the database (held ones apart)",
+        lambda: float(status().entries),
+    )
+    add_gauge(
+        app, "umstrack_spool_bytes", "Bytes in the outage spool", lambda: float(status().bytes)
+    )
+    add_gauge(
+        app,
+        "umstrack_spool_held_entries",
+        "Spooled batches a drain set aside (see umstrack spool status)",
+        lambda: float(status().held),
+    )
+    add_gauge(
+        app,
+        "umstrack_spool_oldest_age_seconds",
+        "How long the oldest batch in the outage spool has waited (0 when empty)",
+        lambda: status().age_seconds(datetime.now(UTC)),
+    )
 
 
 def _stale_targets(settings: Settings) -> float:

@@ -21,6 +21,10 @@ DEFAULT_SQLITE_FILE = "umstrack.db"
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 DEFAULT_STALE_AFTER_MINUTES = 30
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
+DEFAULT_SPOOL_DIR = "umstrack-spool"
+DEFAULT_SPOOL_MAX_BYTES = 1 << 30
+# SPOOL_DIR's value that turns the outage spool off.
+SPOOL_OFF = "off"
 
 
 class ConfigError(ValueError):
@@ -59,6 +63,11 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = ()
     # PostgreSQL statement_timeout of the web app's queries.
     statement_timeout_ms: int = DEFAULT_STATEMENT_TIMEOUT_MS
+    # Where intake keeps batches while PostgreSQL is unreachable; None: no spool (503).
+    # SQLite never spools, whatever this says: its database is the local disk already.
+    spool_dir: Path | None = None
+    # The most the spool holds; past it, intake answers 503 again.
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
     def __repr__(self) -> str:
         shown = [
@@ -95,6 +104,8 @@ class Settings:
             stale_after=timedelta(minutes=_int(env, "STALE_AFTER", DEFAULT_STALE_AFTER_MINUTES)),
             forwarded_allow_ips=_addresses(env, "FORWARDED_ALLOW_IPS"),
             statement_timeout_ms=_int(env, "STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS),
+            spool_dir=spool_dir(env.get("SPOOL_DIR", "")),
+            spool_max_bytes=_int(env, "SPOOL_MAX_BYTES", DEFAULT_SPOOL_MAX_BYTES),
         )
 
 
@@ -109,6 +120,15 @@ def normalize_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def spool_dir(value: str) -> Path | None:
+    """``SPOOL_DIR``: empty means ``umstrack-spool`` in the working directory (beside
+    the default SQLite file), ``off`` means no spool."""
+    value = value.strip()
+    if value == SPOOL_OFF:
+        return None
+    return Path(value).absolute() if value else Path.cwd() / DEFAULT_SPOOL_DIR
 
 
 def safe_url(url: str) -> str:

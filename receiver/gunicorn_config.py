@@ -100,7 +100,11 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Say ``umstrack: ready on <URL>`` if this is the first worker ready to answer."""
+    """Start the worker's outage-spool drainer (PostgreSQL only); say ``umstrack: ready
+    on <URL>`` if this is the first worker ready to answer."""
+    drainer = getattr(worker.wsgi, "extensions", {}).get("umstrack.drainer")
+    if drainer is not None:
+        drainer.start()
     if _ready_token is not None and os.read(_ready_token, 1):
         worker.log.info("umstrack: ready on %s", ", ".join(_where(s) for s in worker.sockets))
 

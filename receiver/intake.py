@@ -19,7 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .errors import database_unreachable
-from .schemas.bounds import MAX_DEPTH
+from .schemas.body import read_body
+from .schemas.bounds import MAX_DEPTH, MAX_RECORDS
 from .schemas.records import BatchResult, UnreadableRecord, record_problems
 from .schemas.storable import unstorable
 from .store import StoredKind, claim_messages, digest, store_events, store_quarantine
@@ -30,6 +31,36 @@ _FOREIGN = "msgid belongs to another channel"
 RECORD_PREFIX = "record {}: "
 _RECORD_PREFIX = re.compile(r"^record [0-9]+: ")
 MAX_CAUSE = 200
+
+
+class BadBody(ValueError):
+    """A callback body that is no batch of records; the message is why, and the body is
+    kept in quarantine with it."""
+
+
+def batch_of(body: bytes) -> list[Any]:
+    """A callback body's records: a JSON array of at most MAX_RECORDS values, or one
+    record object. Raises :class:`BadBody` for anything else."""
+    try:
+        payload = read_body(body)
+    except ValueError as exc:
+        raise BadBody(f"body is not JSON: {exc}") from None
+    if isinstance(payload, dict):
+        return [payload]
+    if not isinstance(payload, list):
+        raise BadBody("body is neither a JSON array nor an object")
+    if len(payload) > MAX_RECORDS:
+        # No UMS batch holds that many (UMS sends at most 100): kept once, whole.
+        raise BadBody(
+            f"a batch of {len(payload)} records is over the {MAX_RECORDS} a batch may hold"
+        )
+    return payload
+
+
+def body_text(body: bytes) -> str:
+    """A body as text fit to keep: undecodable bytes become \\xNN escapes, and NUL (which
+    PostgreSQL text cannot hold) too, so that the text still says exactly what arrived."""
+    return body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
 
 
 @dataclass(frozen=True)

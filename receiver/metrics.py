@@ -77,7 +77,9 @@ def _metrics() -> _Metrics:
         records=Count(
             "umstrack_callback_records",
             "Callback records by channelkey, UMS channel, status and what became of them: "
-            "received, then stored, duplicate (stored before) or quarantined.",
+            "received, then stored, duplicate (stored before) or quarantined; spooled: kept "
+            "in the outage spool while the database was unavailable (then counted again as "
+            "stored, duplicate or quarantined when drained).",
             ["channelkey", "channel", "status", "outcome"],
         ),
         lag=Histogram(
@@ -129,24 +131,10 @@ def count_received(
     by channel and status, and the lag of the ``usable`` ones that carry a sent_time:
     per channel, the largest in the batch (its oldest record). Returns the records by
     (channel, status), for :func:`count_outcome` (nothing while not counting)."""
-    received: Counter[tuple[str, str]] = Counter()
     if not _enabled:
-        return received
+        return Counter()
     metrics = _metrics()
-    # The records of a batch share a few channels and statuses: each kind is labelled
-    # once. This runs on every batch, so the per-record part is kept to a few lookups.
-    try:
-        kinds = Counter(
-            (r.get("sender"), type(r.get("sender")) is int, r.get("type"),
-             type(r.get("type")) is int, r.get("wechatwk_sender") is not None)
-            if type(r) is dict
-            else _NOT_A_RECORD
-            for r in records
-        )  # fmt: skip
-    except TypeError:  # a rejected record's sender or type is a list or an object
-        kinds = Counter(_kind(r) for r in records)
-    for kind, n in kinds.items():
-        received[_labels(*kind)] += n
+    received = tally(records)
     for (channel, status), n in received.items():
         metrics.records.labels(channelkey, channel, status, "received").inc(n)
     # One observation per batch and channel (its oldest record), not per record: an
@@ -169,6 +157,36 @@ def count_received(
     for channel, lag in lags.items():
         metrics.lag.labels(channel).observe(max(lag, 0.0))
     return received
+
+
+def tally(records: Iterable[Any]) -> Counter[tuple[str, str]]:
+    """A batch's records by (channel, status) label (nothing while not counting)."""
+    received: Counter[tuple[str, str]] = Counter()
+    if not _enabled:
+        return received
+    # The records of a batch share a few channels and statuses: each kind is labelled
+    # once. This runs on every batch, so the per-record part is kept to a few lookups.
+    try:
+        kinds = Counter(
+            (r.get("sender"), type(r.get("sender")) is int, r.get("type"),
+             type(r.get("type")) is int, r.get("wechatwk_sender") is not None)
+            if type(r) is dict
+            else _NOT_A_RECORD
+            for r in records
+        )  # fmt: skip
+    except TypeError:  # a rejected record's sender or type is a list or an object
+        kinds = Counter(_kind(r) for r in records)
+    for kind, n in kinds.items():
+        received[_labels(*kind)] += n
+    return received
+
+
+def count_spooled(*, channelkey: str, received: Counter[tuple[str, str]]) -> None:
+    """Count a batch's records kept in the outage spool (their outcome is counted when a
+    drain stores them)."""
+    if _enabled:
+        for (channel, status), n in received.items():
+            _metrics().records.labels(channelkey, channel, status, "spooled").inc(n)
 
 
 def count_outcome(

@@ -78,9 +78,14 @@ class fresh_postgres_schema:  # noqa: N801 (used like a function)
 
 
 @pytest.fixture
-def env(database_url: str) -> dict[str, str]:
-    """The environment the app under test is given."""
-    return {"DATABASE_URL": database_url, **CHANNELS_ENV, "API_TOKENS": f"other-token,{API_TOKEN}"}
+def env(database_url: str, tmp_path: os.PathLike[str]) -> dict[str, str]:
+    """The environment the app under test is given (its outage spool in ``tmp_path``)."""
+    return {
+        "DATABASE_URL": database_url,
+        **CHANNELS_ENV,
+        "API_TOKENS": f"other-token,{API_TOKEN}",
+        "SPOOL_DIR": f"{tmp_path}/spool",
+    }
 
 
 @pytest.fixture

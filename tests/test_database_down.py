@@ -44,14 +44,23 @@ def postgres_outage_switch(url: str) -> Switch:
 
 @pytest.fixture
 def outage(backend, database_url):
+    """An app without the outage spool (on PostgreSQL ``SPOOL_DIR=off``; SQLite never
+    spools) whose database can be taken away."""
     switch = sqlite_outage_switch if backend == "sqlite" else postgres_outage_switch
     with switch(database_url) as (app_url, go_down, come_back):
-        app = create_app({"DATABASE_URL": app_url, "SQLITE_BUSY_TIMEOUT_MS": "200", **CHANNELS_ENV})
+        app = create_app(
+            {
+                "DATABASE_URL": app_url,
+                "SQLITE_BUSY_TIMEOUT_MS": "200",
+                "SPOOL_DIR": "off",
+                **CHANNELS_ENV,
+            }
+        )
         yield app, go_down, come_back
         app.extensions["umstrack.engine"].dispose()
 
 
-def test_database_down_gives_503_then_recovers_without_restart(outage, engine, backend):
+def test_database_down_without_a_spool_gives_503_then_recovers(outage, engine, backend):
     app, go_down, come_back = outage
     client = app.test_client()
     assert post(client, nine_type_batch(10, msgid="before")).status_code == 200  # pool is warm

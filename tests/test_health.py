@@ -4,6 +4,7 @@ schema is at the migrations' head, naming what fails."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -36,35 +37,47 @@ def empty_url(backend, tmp_path) -> Iterator[str]:
         yield url
 
 
-def _client(database_url: str):  # type: ignore[no-untyped-def]
-    app = create_app({"DATABASE_URL": database_url, **CHANNELS_ENV})
+def _client(database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    app = create_app(
+        {"DATABASE_URL": database_url, "SPOOL_DIR": f"{tmp_path}/spool", **CHANNELS_ENV}
+    )
     return app, app.test_client()
 
 
-def test_ready_when_the_schema_is_at_head(client):
+def _spool(backend: str) -> str:
+    """What readiness says of an empty spool (SQLite never spools)."""
+    return "off" if backend == "sqlite" else "empty"
+
+
+def test_ready_when_the_schema_is_at_head(client, backend):
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json == {
         "status": "ready",
-        "checks": {"database": "ok", "schema": head_revision()},
+        # SQLite never spools: its database is the local disk already.
+        "checks": {
+            "database": "ok",
+            "schema": head_revision(),
+            "spool": _spool(backend),
+        },
     }
 
 
-def test_healthz_answers_without_the_database(unreachable_url):
-    app, client = _client(unreachable_url)
+def test_healthz_answers_without_the_database(unreachable_url, backend, tmp_path):
+    app, client = _client(unreachable_url, tmp_path)
     try:
         assert client.get("/healthz").status_code == 200
         assert client.get("/healthz").json == {"status": "ok"}
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json["error"] == "not_ready"
-        assert response.json["checks"] == {"database": "unavailable"}
+        assert response.json["checks"] == {"database": "unavailable", "spool": _spool(backend)}
         assert "the database does not answer" in response.json["message"]
     finally:
         app.extensions["umstrack.engine"].dispose()
 
 
-def test_not_ready_when_the_schema_is_behind_head(database_url, app, client):
+def test_not_ready_when_the_schema_is_behind_head(database_url, app, client, backend):
     app.extensions["umstrack.engine"].dispose()  # no pooled connection holds a lock
     command.downgrade(alembic_config(database_url), "-1")
     with app.extensions["umstrack.engine"].connect() as conn:
@@ -73,7 +86,11 @@ def test_not_ready_when_the_schema_is_behind_head(database_url, app, client):
 
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json["checks"] == {"database": "ok", "schema": f"behind: {previous}"}
+    assert response.json["checks"] == {
+        "database": "ok",
+        "schema": f"behind: {previous}",
+        "spool": _spool(backend),
+    }
     behind = f"the schema is at {previous}, behind head {head_revision()}"
     assert behind in response.json["message"]
     assert client.get("/healthz").status_code == 200
@@ -82,25 +99,33 @@ def test_not_ready_when_the_schema_is_behind_head(database_url, app, client):
     assert client.get("/readyz").status_code == 200
 
 
-def test_not_ready_before_the_first_migration(empty_url):
-    app, client = _client(empty_url)
+def test_not_ready_before_the_first_migration(empty_url, backend, tmp_path):
+    app, client = _client(empty_url, tmp_path)
     try:
         response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json["checks"] == {"database": "ok", "schema": "none"}
+        assert response.json["checks"] == {
+            "database": "ok",
+            "schema": "none",
+            "spool": _spool(backend),
+        }
         assert "the database has no schema" in response.json["message"]
     finally:
         app.extensions["umstrack.engine"].dispose()
 
 
-def test_ready_at_a_newer_release_revision(app, client, engine):
+def test_ready_at_a_newer_release_revision(app, client, engine, backend):
     # A newer release migrated first (a rolling deploy): this one keeps serving.
     assert "f00dfeed0001" not in known_revisions()
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed0001'"))
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json["checks"] == {"database": "ok", "schema": "f00dfeed0001"}
+    assert response.json["checks"] == {
+        "database": "ok",
+        "schema": "f00dfeed0001",
+        "spool": _spool(backend),
+    }
 
 
 def test_health_checks_are_documented_without_auth(client):

@@ -283,6 +283,7 @@ def outage_app(backend, database_url):
                 "SQLITE_BUSY_TIMEOUT_MS": "200",
                 "UMS_CHANNELS": f"{CHANNEL}:{SECRET}",
                 "METRICS_TOKEN": METRICS_TOKEN,
+                "SPOOL_DIR": "off",
             }
         )
         yield app, go_down, come_back

@@ -37,6 +37,7 @@ from . import (  # noqa: E402
     rongcloud_send,
     send,
     serve,
+    spool,
     status,
     withdraw,
 )
@@ -79,6 +80,7 @@ _COMMANDS = (
     bench,
     purge,
     quarantine,
+    spool,
 )
 for _module in _COMMANDS:
     main.add_command(_module.command)

@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -133,6 +134,18 @@ class BatchResult(SQLModel):
     stored: int = Field(ge=0)
     duplicates: int = Field(ge=0)
     quarantined: int = Field(ge=0)
+
+
+class SpooledResult(SQLModel):
+    """A batch kept in the outage spool: the database was unavailable, and the batch is
+    stored (with the same checks) once the spool drains."""
+
+    received: int = Field(ge=0)
+    spooled: int = Field(ge=0)
+
+
+class IntakeResult(RootModel[BatchResult | SpooledResult]):
+    """What became of a posted batch: handled now, or kept in the outage spool."""
 
 
 _RECORDS = TypeAdapter(list[CallbackRecord])

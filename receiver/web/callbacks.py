@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import NoReturn
 
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import metrics
 from ..auth import AuthError, ChannelAuth
-from ..db import write_session
-from ..errors import ApiError
-from ..intake import check_batch, quarantine, store_batch_counted
-from ..openapi import CHANNEL_UNAUTHORIZED, DATABASE_UNAVAILABLE, Body, Reply, documented
+from ..db import get_session, write_session
+from ..errors import ApiError, database_unreachable, safe_description
+from ..intake import BadBody, batch_of, body_text, check_batch, quarantine, store_batch_counted
+from ..openapi import CHANNEL_UNAUTHORIZED, Body, Reply, documented
 from ..schemas.bounds import MAX_RECORDS
-from ..schemas.records import BatchResult, CallbackRecord
-from .body import read_body
+from ..schemas.records import CallbackRecord, IntakeResult, SpooledResult
+from ..spool import Spool, SpoolFull
 from .common import answer
 from .observe import note
 
@@ -89,7 +91,12 @@ def verify() -> Response:
         uses=(CallbackRecord,),
     ),
     replies={
-        200: Reply("The batch was handled.", BatchResult),
+        200: Reply(
+            "The batch was handled; or, with the database unavailable (PostgreSQL), kept "
+            "on disk in the outage spool and stored once the spool drains "
+            '(`{"received": n, "spooled": n}`).',
+            IntakeResult,
+        ),
         400: Reply(
             "The body is not JSON, neither an array nor an object, or an array of more "
             f"than {MAX_RECORDS} records (error `bad_request`); the raw body was kept in "
@@ -100,7 +107,12 @@ def verify() -> Response:
             "The body is over the size limit (MAX_BODY_BYTES, default 1 MiB; error "
             "`request_entity_too_large`)."
         ),
-        503: DATABASE_UNAVAILABLE,
+        503: Reply(
+            "The database is unavailable and the batch could not be spooled: SQLite (no "
+            "spool), `SPOOL_DIR=off`, or the spool full (error `database_unavailable`); "
+            "nothing was half-written, so UMS's retry is safe.",
+            headers=("Retry-After",),
+        ),
     },
 )
 def receive() -> Response:
@@ -108,18 +120,11 @@ def receive() -> Response:
     channelkey = _authenticated_channel()
     note(channelkey=channelkey)
     body = _read_body()
+    received_at = datetime.now(UTC)
     try:
-        payload = read_body(body)
-    except ValueError as exc:
-        _reject_body(channelkey, body, f"body is not JSON: {exc}")
-    if isinstance(payload, dict):
-        payload = [payload]
-    if not isinstance(payload, list):
-        _reject_body(channelkey, body, "body is neither a JSON array nor an object")
-    if len(payload) > MAX_RECORDS:
-        # No UMS batch holds that many (UMS sends at most 100): kept once, whole.
-        reason = f"a batch of {len(payload)} records is over the {MAX_RECORDS} a batch may hold"
-        _reject_body(channelkey, body, reason)
+        payload = batch_of(body)
+    except BadBody as exc:
+        _reject_body(channelkey, body, str(exc), received_at)
 
     # Checked before the transaction: a writer's turn is not spent on computation.
     batch = check_batch(payload, channelkey=channelkey)
@@ -127,11 +132,19 @@ def receive() -> Response:
         channelkey=channelkey,
         records=payload,
         usable=(record for _, record in batch.good),
-        at=datetime.now(UTC),
+        at=received_at,
     )
-    session = write_session()
-    stored = store_batch_counted(session=session, channelkey=channelkey, batch=batch)
-    session.commit()
+    try:
+        session = write_session()
+        stored = store_batch_counted(
+            session=session, channelkey=channelkey, batch=batch, received_at=received_at
+        )
+        session.commit()
+    except DBAPIError as exc:
+        _spool(exc, channelkey=channelkey, body=body, received_at=received_at)
+        metrics.count_spooled(channelkey=channelkey, received=received)
+        note(received=batch.received, spooled=batch.received)
+        return answer(SpooledResult(received=batch.received, spooled=batch.received))
     metrics.count_outcome(
         channelkey=channelkey,
         received=received,
@@ -143,6 +156,44 @@ def receive() -> Response:
     if result.quarantined:
         log.warning("channel %s: %d record(s) quarantined", channelkey, result.quarantined)
     return answer(result)
+
+
+def _spool(
+    exc: DBAPIError,
+    *,
+    channelkey: str,
+    body: bytes,
+    received_at: datetime,
+    reason: str | None = None,
+) -> None:
+    """Keep a batch the database could not take in the outage spool, durably; re-raises
+    ``exc`` (answered 503) when the database failed for another reason than being
+    unavailable, when there is no spool (SQLite), or when the spool is full."""
+    spool: Spool | None = current_app.extensions["umstrack.spool"]
+    if spool is None or not database_unreachable(exc):
+        raise exc
+    with contextlib.suppress(DBAPIError):
+        get_session().rollback()
+    metrics.count_database_error(where="request", unavailable=True)
+    try:
+        spool.append(channelkey=channelkey, received_at=received_at, body=body, reason=reason)
+    except SpoolFull as full:
+        log.error(
+            "database unavailable (%s) and the spool refused: %s", safe_description(exc), full
+        )
+        raise ApiError(
+            503,
+            "database_unavailable",
+            "The database is unavailable and the outage spool is full; nothing was stored. "
+            "Retry later.",
+            {"Retry-After": "5"},
+        ) from None
+    log.warning(
+        "database unavailable (%s): %d bytes from channel %s kept in the outage spool",
+        safe_description(exc),
+        len(body),
+        channelkey,
+    )
 
 
 def _read_body() -> bytes:
@@ -158,14 +209,17 @@ def _read_body() -> bytes:
     return body
 
 
-def _reject_body(channelkey: str, body: bytes, reason: str) -> NoReturn:
-    session = write_session()
-    quarantine(session=session, channelkey=channelkey, items=[(reason, _as_text(body))])
-    session.commit()
+def _reject_body(channelkey: str, body: bytes, reason: str, received_at: datetime) -> NoReturn:
+    try:
+        session = write_session()
+        quarantine(
+            session=session,
+            channelkey=channelkey,
+            items=[(reason, body_text(body))],
+            received_at=received_at,
+        )
+        session.commit()
+    except DBAPIError as exc:
+        # Kept in the spool with its reason, and quarantined when the spool drains.
+        _spool(exc, channelkey=channelkey, body=body, received_at=received_at, reason=reason)
     raise ApiError(400, "bad_request", f"{reason}; the body was kept in quarantine.")
-
-
-def _as_text(body: bytes) -> str:
-    # Undecodable bytes become \xNN escapes, and NUL (which PostgreSQL text
-    # cannot hold) too: the stored text still says exactly what arrived.
-    return body.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from pydantic import BaseModel, Field
 
 from ..db import get_engine, head_revision, known_revisions, schema_revision
 from ..errors import error_response
 from ..openapi import Reply, documented
+from ..spool import Spool
 from .common import answer
 
 bp = Blueprint("health", __name__)
@@ -30,7 +32,8 @@ class Ready(BaseModel):
     status: Literal["ready"]
     checks: dict[str, str] = Field(
         description='Each check and what it found: `database` "ok", `schema` the '
-        "database's migration revision."
+        'database\'s migration revision, `spool` "off", "empty" or what the outage spool '
+        "holds (entries, bytes, the oldest one's age)."
     )
 
 
@@ -73,8 +76,33 @@ def database_checks() -> Iterator[Check]:
         yield Check("schema", revision)
 
 
+def spool_checks() -> Iterator[Check]:
+    """What the outage spool holds: reported, never a reason not to be ready (a spool
+    that holds batches is one that works; the drainers empty it once the database is
+    back)."""
+    spool: Spool | None = current_app.extensions["umstrack.spool"]
+    if spool is None:
+        yield Check("spool", "off")
+        return
+    try:
+        status = spool.status()
+    except OSError as exc:
+        yield Check("spool", f"unreadable: {exc.strerror}")
+        return
+    if not status.entries and not status.held:
+        yield Check("spool", "empty")
+        return
+    found = (
+        f"{status.entries} entries, {status.bytes} bytes, oldest "
+        f"{status.age_seconds(datetime.now(UTC)):.0f} s"
+    )
+    if status.held:
+        found += f", {status.held} held"
+    yield Check("spool", found + (", draining" if status.draining else ""))
+
+
 # Each readiness check in turn; a check of another dependency is added here.
-READINESS: tuple[Callable[[], Iterator[Check]], ...] = (database_checks,)
+READINESS: tuple[Callable[[], Iterator[Check]], ...] = (database_checks, spool_checks)
 
 
 @bp.get("/healthz")
@@ -93,7 +121,8 @@ def healthz() -> Response:
 @bp.get("/readyz")
 @documented(
     operation_id="readyz",
-    summary="Readiness: the database answers and its schema is at the migrations' head",
+    summary="Readiness: the database answers and its schema is at the migrations' head "
+    "(and what the outage spool holds)",
     tag="service",
     security=None,
     replies={

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from ..schemas.records import UnreadableRecord
+from .records import UnreadableRecord
 
 # The tokens that decide where a top-level element ends: strings (skipped whole, as
 # they may hold any bracket or comma), brackets, and commas.
