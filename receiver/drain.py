@@ -60,6 +60,8 @@ def drain(
     the turn. An entry that fails for any reason but the database is set aside in held/,
     never dropped."""
     done = Drained()
+    if not spool.directory.exists():
+        return done  # nothing was ever spooled
     with spool.drain_turn(wait=wait) as mine:
         if not mine:
             done.stopped = "another drainer is at work"

@@ -73,6 +73,7 @@ COMMANDS = {
     "quarantine replay": ("quarantine", "replay", "--all"),
     "export": ("export", MSGID),
     "withdraw": ("withdraw", MSGID),
+    "spool drain": ("spool", "drain"),
 }
 # What a command says instead, where it checks first in a way of its own.
 # The commands that only read (or change) an existing database say that it is missing;
@@ -81,7 +82,8 @@ SAYS_INSTEAD = {
     (command, "no such directory"): "no database at /nonexistent-dir/umstrack.db"
     for command in ("status", "purge", "quarantine list", "quarantine replay", "export", "withdraw")
 }
-CODE_INSTEAD = {("withdraw", "no such directory"): 2}
+SAYS_INSTEAD["spool drain", "no such directory"] = "no outage spool to drain: the database is SQLite"
+CODE_INSTEAD = {("withdraw", "no such directory"): 2, ("spool drain", "no such directory"): 2}
 
 
 @pytest.mark.parametrize("case", CASES)
