@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from receiver import create_app
 from receiver.config import Settings
 from receiver.db import get_session, make_engine
+from receiver.drain import drain
 from tests.helpers import events, nine_type_batch, post
 
 PHONE = "13912345678"
@@ -26,8 +27,15 @@ def postgresql_url(backend, database_url) -> str:
     return database_url
 
 
-def test_a_statement_over_the_timeout_is_a_503_and_stores_nothing(postgresql_url, env, engine):
-    app = create_app({**env, "STATEMENT_TIMEOUT_MS": "300"})
+@pytest.mark.parametrize("spool", [False, True], ids=["no spool", "spool"])
+def test_a_statement_over_the_timeout_is_a_503_and_stores_nothing(
+    postgresql_url, env, engine, spool
+):
+    """A batch stuck behind a lock past STATEMENT_TIMEOUT_MS: a 503 without the outage
+    spool; with it, the batch is spooled (200) and stored once the lock is gone."""
+    app = create_app(
+        {**env, "STATEMENT_TIMEOUT_MS": "300", **({} if spool else {"SPOOL_DIR": "off"})}
+    )
     client = app.test_client()
     # Another session holds the event table: the batch's insert waits behind it.
     holder = psycopg.connect(postgresql_url.replace("postgresql+psycopg://", "postgresql://"))
@@ -35,16 +43,37 @@ def test_a_statement_over_the_timeout_is_a_503_and_stores_nothing(postgresql_url
         holder.execute("LOCK TABLE event IN ACCESS EXCLUSIVE MODE")
         batch = nine_type_batch(10)
         response = post(client, batch)
-        assert response.status_code == 503
-        assert response.json["error"] == "database_unavailable"
-        assert "STATEMENT_TIMEOUT_MS" in response.json["message"]
-        assert response.headers["Retry-After"]
+        if spool:
+            assert response.status_code == 200
+            assert response.json == {"received": 10, "spooled": 10}
+        else:
+            assert response.status_code == 503
+            assert response.json["error"] == "database_unavailable"
+            assert "STATEMENT_TIMEOUT_MS" in response.json["message"]
+            assert response.headers["Retry-After"]
     finally:
         holder.rollback()
         holder.close()
     assert events(engine) == []
-    assert post(client, batch).status_code == 200  # the provider's retry
+    if spool:
+        drain(engine, app.extensions["umstrack.spool"])
+        assert len(events(engine)) == 10
+    else:
+        assert post(client, batch).status_code == 200  # the provider's retry
     app.extensions["umstrack.engine"].dispose()
+
+
+def test_a_database_cut_off_by_the_network_fails_in_seconds(postgresql_url):
+    """Connections give up on a silent network: 5 s to connect, and 10 s of
+    unacknowledged packets on an open one (libpq's tcp_user_timeout), not the kernel's
+    quarter of an hour; then intake spools."""
+    engine = make_engine(Settings(database_url=postgresql_url))
+    try:
+        with engine.connect() as conn:
+            parameters = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        assert (parameters["connect_timeout"], parameters["tcp_user_timeout"]) == ("5", "10000")
+    finally:
+        engine.dispose()
 
 
 def test_the_timeout_applies_to_the_app_and_not_to_migrations(postgresql_url):

@@ -82,7 +82,9 @@ SAYS_INSTEAD = {
     (command, "no such directory"): "no database at /nonexistent-dir/umstrack.db"
     for command in ("status", "purge", "quarantine list", "quarantine replay", "export", "withdraw")
 }
-SAYS_INSTEAD["spool drain", "no such directory"] = "no outage spool to drain: the database is SQLite"
+SAYS_INSTEAD["spool drain", "no such directory"] = (
+    "no outage spool to drain: the database is SQLite"
+)
 CODE_INSTEAD = {("withdraw", "no such directory"): 2, ("spool drain", "no such directory"): 2}
 
 
