@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 # How often a worker's drainer looks at the spool (and so how soon after the database
 # is back it starts draining).
 DRAIN_INTERVAL = 1.0
+# How often a drainer waiting for the database says how much waits.
+WAITING_LOG_INTERVAL = 30.0
 
 
 @dataclass
@@ -79,8 +82,7 @@ def drain(
                     if not database_unreachable(exc):
                         _hold(spool, entry, safe_description(exc), done)
                         continue
-                    done.stopped = "the database is unavailable"
-                    log.warning("spool drain paused: %s", safe_description(exc))
+                    done.stopped = f"the database is unavailable ({safe_description(exc)})"
                     return done
                 except Exception as exc:  # noqa: BLE001 (kept aside, never dropped)
                     _hold(spool, entry, f"{type(exc).__name__}: {exc}", done)
@@ -189,9 +191,27 @@ class Drainer:
             self._thread.join()
 
     def _run(self) -> None:
+        said_at: float | None = None  # when it last said the spool waits
         while not self._stop.wait(self.interval):
             try:
-                if self.spool.waiting():
-                    drain(self.engine, self.spool, stop=self._stop)
+                if not self.spool.waiting():
+                    said_at = None
+                    continue
+                done = drain(self.engine, self.spool, stop=self._stop)
             except Exception:  # noqa: BLE001 (the thread must outlive any one failure)
                 log.exception("spool drain failed")
+                continue
+            if done.stopped and done.stopped.startswith("the database"):
+                # Said when the wait begins, then every WAITING_LOG_INTERVAL, not at
+                # every try: how much waits, and for how long.
+                now = time.monotonic()
+                if said_at is None or now - said_at >= WAITING_LOG_INTERVAL:
+                    said_at = now
+                    status = self.spool.status()
+                    log.warning(
+                        "spool waits for the database: %d entries, %d bytes, oldest %.0f s; %s",
+                        status.entries,
+                        status.bytes,
+                        status.age_seconds(datetime.now(UTC)),
+                        done.stopped,
+                    )

@@ -45,7 +45,8 @@ STALE_TMP_SECONDS = 300
 
 
 class SpoolFull(Exception):
-    """The spool holds SPOOL_MAX_BYTES already (or the disk is full)."""
+    """The spool cannot take a batch: it holds SPOOL_MAX_BYTES already, or its disk
+    cannot be written (full, read-only, no permission)."""
 
 
 class SpoolEntryError(ValueError):
@@ -124,27 +125,27 @@ class Spool:
         if reason is not None:
             header["reason"] = reason
         data = json.dumps(header, ensure_ascii=False).encode() + b"\n" + body
-        self._make()
         arrival_ns = int(received_at.timestamp() * 1e9)
         name = f"{arrival_ns:020d}-{os.getpid()}-{secrets.token_hex(4)}{ENTRY_SUFFIX}"
-        with self._locked():
-            used = self._used()
-            if used + len(data) > self.max_bytes:
-                raise SpoolFull(
-                    f"the spool holds {used} bytes; {len(data)} more would pass "
-                    f"SPOOL_MAX_BYTES ({self.max_bytes})"
-                )
-            tmp = self.tmp / name
-            try:
+        tmp = self.tmp / name
+        try:
+            self._make()
+            with self._locked():
+                used = self._used()
+                if used + len(data) > self.max_bytes:
+                    raise SpoolFull(
+                        f"the spool is full: it holds {used} bytes, and {len(data)} more "
+                        f"would pass SPOOL_MAX_BYTES ({self.max_bytes})"
+                    )
                 _write_synced(tmp, data)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-                raise SpoolFull(f"the spool cannot be written: {exc.strerror}") from exc
-            entry = Entry(self.ready / name)
-            tmp.rename(entry.path)
-            _sync_directory(self.ready)
-            self._set_used(used + len(data))
+                entry = Entry(self.ready / name)
+                tmp.rename(entry.path)
+                _sync_directory(self.ready)
+                self._set_used(used + len(data))
+        except OSError as exc:  # no room on the disk, no permission, ...
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise SpoolFull(f"the spool cannot be written ({exc.strerror})") from exc
         return entry
 
     # --- reading and draining -------------------------------------------------------

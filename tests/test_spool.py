@@ -9,6 +9,8 @@ this process, with the database cut by a loopback proxy.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
 import shutil
 import threading
@@ -89,7 +91,7 @@ def test_entries_come_out_oldest_first(tmp_path: Path) -> None:
 def test_a_full_spool_refuses_and_harms_nothing_kept(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool", 1000)
     kept = [_append(spool, b"x" * 200) for _ in range(3)]  # about 280 bytes each
-    with pytest.raises(SpoolFull, match="SPOOL_MAX_BYTES"):
+    with pytest.raises(SpoolFull, match="the spool is full: .* SPOOL_MAX_BYTES"):
         _append(spool, b"y" * 400)
     assert set(spool.entries()) == set(kept)
     assert all(spool.read(e).body == b"x" * 200 for e in kept)
@@ -108,14 +110,22 @@ def test_a_recount_mends_the_count_and_clears_dead_writers_files(tmp_path: Path)
     dead = spool.tmp / "00000000000000000001-1-dead.batch"
     dead.write_bytes(b"half a batch")
     old = time.time() - STALE_TMP_SECONDS - 1
-    import os
-
     os.utime(dead, (old, old))
     fresh = spool.tmp / "00000000000000000002-2-live.batch"
     fresh.write_bytes(b"being written")
     spool.recount()
     assert spool.status().bytes == entry.path.stat().st_size
     assert not dead.exists() and fresh.exists()
+
+
+def test_a_spool_that_cannot_be_written_refuses_and_keeps_what_it_holds(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    kept = _append(spool, b"[]")
+    spool.tmp.rmdir()
+    spool.tmp.write_bytes(b"")  # where entries are written is no directory: any write fails
+    with pytest.raises(SpoolFull, match=r"the spool cannot be written \("):
+        _append(spool, b"[1]")
+    assert spool.entries() == [kept] and spool.read(kept).body == b"[]"
 
 
 def test_one_drainer_at_a_time(tmp_path: Path) -> None:
@@ -310,7 +320,7 @@ def test_a_full_spool_answers_503_and_keeps_what_it_holds(outage, tmp_path: Path
     refused = post(client, nine_type_batch(100, msgid="m2"))
     assert refused.status_code == 503
     assert refused.json["error"] == "database_unavailable"
-    assert "spool is full" in refused.json["message"] and refused.headers["Retry-After"]
+    assert "the spool is full" in refused.json["message"] and refused.headers["Retry-After"]
     assert len(spool.entries()) == 2
 
     switch.up()
@@ -386,8 +396,11 @@ def test_an_unreadable_entry_is_quarantined_not_lost(outage) -> None:
 
 
 @postgres_only
-def test_the_workers_drainer_starts_within_seconds_of_the_database_answering(outage) -> None:
+def test_the_workers_drainer_starts_within_seconds_of_the_database_answering(
+    outage, caplog: pytest.LogCaptureFixture
+) -> None:
     app, switch, direct, spool = outage
+    caplog.set_level(logging.INFO, logger="receiver.drain")
     drainer = Drainer(app.extensions["umstrack.engine"], spool, interval=0.1)
     drainer.start()
     try:
@@ -396,6 +409,10 @@ def test_the_workers_drainer_starts_within_seconds_of_the_database_answering(out
             assert "spooled" in post(app.test_client(), nine_type_batch(10, msgid=f"d{i}")).json
         time.sleep(0.5)  # the drainer tries, and waits for the database
         assert len(spool.entries()) == 5
+        # Said once as the wait begins (not at each try), with what waits.
+        waits = [r.getMessage() for r in caplog.records if "spool waits" in r.getMessage()]
+        assert len(waits) == 1, waits
+        assert waits[0].startswith("spool waits for the database: 5 entries, ")
         switch.up()
         back = time.monotonic()
         while spool.entries() and time.monotonic() - back < 10:
@@ -403,6 +420,10 @@ def test_the_workers_drainer_starts_within_seconds_of_the_database_answering(out
         assert spool.entries() == []
         assert time.monotonic() - back < 5
         assert len(events(direct)) == 50
+        assert any(
+            r.getMessage().startswith("spool drained: 5 entries, 50 records")
+            for r in caplog.records
+        )
     finally:
         drainer.stop()
 

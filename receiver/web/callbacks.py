@@ -184,8 +184,8 @@ def _spool(
         raise ApiError(
             503,
             "database_unavailable",
-            "The database is unavailable and the outage spool is full; nothing was stored. "
-            "Retry later.",
+            f"The database is unavailable and the outage spool cannot take the batch: {full}. "
+            "Nothing was stored; retry later.",
             {"Retry-After": "5"},
         ) from None
     log.warning(
