@@ -69,7 +69,6 @@ def drain(
         if not mine:
             done.stopped = "another drainer is at work"
             return done
-        spool.recount()
         started = time.monotonic()
         while entries := spool.entries():
             for entry in entries:
@@ -86,6 +85,8 @@ def drain(
                     return done
                 except Exception as exc:  # noqa: BLE001 (kept aside, never dropped)
                     _hold(spool, entry, f"{type(exc).__name__}: {exc}", done)
+        # The database took every entry: a good time to count the bytes afresh.
+        spool.recount()
         if done.entries:
             log.info(
                 "spool drained: %d entries, %d records (%s) in %.1f s",

@@ -48,16 +48,23 @@ def keys_with(records: list[dict[str, Any]], *types: int) -> set[tuple[str, int]
 
 
 def read_message(http: requests.Session, base: str, msgid: str) -> tuple[dict[str, Any], Any]:
+    """A message's summary and every one of its targets (page after page)."""
     summary = http.get(f"{base}/api/messages/{msgid}", headers=bearer(), timeout=HTTP_TIMEOUT)
-    targets = http.get(
-        f"{base}/api/messages/{msgid}/targets",
-        params={"limit": 1000},
-        headers=bearer(),
-        timeout=HTTP_TIMEOUT,
-    )
-    assert summary.status_code == targets.status_code == 200, (summary.text, targets.text)
-    assert targets.json()["next_cursor"] is None
-    return summary.json(), targets.json()["targets"]
+    assert summary.status_code == 200, summary.text
+    targets: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = http.get(
+            f"{base}/api/messages/{msgid}/targets",
+            params={"limit": 1000, **({"cursor": cursor} if cursor else {})},
+            headers=bearer(),
+            timeout=HTTP_TIMEOUT,
+        )
+        assert page.status_code == 200, page.text
+        targets += page.json()["targets"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            return summary.json(), targets
 
 
 def check_receiver_has_exactly(em: Emulator, base: str, msgids: list[str]) -> None:
