@@ -5,6 +5,7 @@ cuts; PostgreSQL only, as SQLite never spools (its database is the local disk)."
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -136,6 +138,21 @@ def workers(arbiter: int) -> list[int]:
     return found
 
 
+def connections(pid: int, port: int | None) -> int:
+    """How many TCP connections to 127.0.0.1:``port`` a process holds (read from /proc)."""
+    sockets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    held = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        # sl local_address rem_address st ... inode: addresses in hex, 01 established.
+        fields = line.split()
+        local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
+        held += local_port == port and state == "01" and f"socket:[{inode}]" in sockets
+    return held
+
+
 def spooled_records(base: str) -> float:
     """The records the server counted as spooled (/metrics needs no token on loopback)."""
     response = requests.get(f"{base}/metrics", timeout=HTTP_TIMEOUT)
@@ -155,15 +172,13 @@ USERS = 400  # per message: with the app and SMS, about 2,000 records each
 OUTAGE_SECONDS = 3.5
 
 
-def test_an_outage_longer_than_ums_retries_loses_nothing(
-    outage: Outage, tmp_path: Path
-) -> None:
+def test_an_outage_longer_than_ums_retries_loses_nothing(outage: Outage, tmp_path: Path) -> None:
     """Without the spool, UMS drops a batch whose retries all fail; with it, every
     batch of an outage several retry windows long is answered 200 and stored once."""
     app_url, go_down, come_back = outage
     settings = config(retry_interval=0.3, max_retries=3, delay_share=0.2, delay_seconds=1.0)
-    retry_window = settings.retry_interval * (settings.max_retries + 1)
-    assert OUTAGE_SECONDS > 2 * retry_window
+    retry_window = settings.retry_interval * settings.max_retries  # first attempt to last
+    assert retry_window < OUTAGE_SECONDS / 3
 
     def message(n: int) -> dict[str, Any]:
         return {"aud_userid": [f"u{n}_{i}" for i in range(USERS)], "msg_app": APP, "msg_sms": SMS}
@@ -198,7 +213,7 @@ def test_an_outage_longer_than_ums_retries_loses_nothing(
     receiver = endpoint["receiver"]
     answered = receiver["stored"] + receiver.get("duplicates", 0) + receiver.get("quarantined", 0)
     assert spooled == receiver["received"] - answered > 0
-    assert state["records"]["generated"] > 3 * USERS
+    assert state["records"]["generated"] > 5_000
 
 
 # --------------------------------------------------------------------------- processes killed
@@ -214,7 +229,7 @@ def test_a_worker_killed_while_spooling_loses_and_doubles_nothing(
     the client posts it again, and the drain stores its records once all the same."""
     app_url, go_down, come_back = outage
     batches = [
-        nine_type_batch(50, msgid=f"killed-{i}") for i in range(CLIENTS * BATCHES_PER_CLIENT)
+        nine_type_batch(20, msgid=f"killed-{i}") for i in range(CLIENTS * BATCHES_PER_CLIENT)
     ]
     acknowledged = 0
     failed = 0
@@ -242,7 +257,10 @@ def test_a_worker_killed_while_spooling_loses_and_doubles_nothing(
         for thread in threads:
             thread.start()
         wait_until(lambda: acknowledged >= len(batches) // 3, 20, "a third spooled")
-        victim = workers(server.pid)[0]
+        # The clients keep their connections alive: the worker holding them is killed.
+        port = urlsplit(base).port
+        victim = max(workers(server.pid), key=lambda pid: connections(pid, port))
+        assert connections(victim, port) > 0
         os.kill(victim, signal.SIGKILL)
         for thread in threads:
             thread.join()
@@ -254,7 +272,7 @@ def test_a_worker_killed_while_spooling_loses_and_doubles_nothing(
         check_stored_exactly_once(direct, batches)
 
 
-SPOOLED_BATCHES = 300
+SPOOLED_BATCHES = 150
 
 
 def test_the_service_killed_while_draining_resumes_and_stores_once(
@@ -264,7 +282,7 @@ def test_the_service_killed_while_draining_resumes_and_stores_once(
     in the spool, and the next server's drain takes the rest without doubling it."""
     app_url, go_down, come_back = outage
     env = served_env(app_url, tmp_path)
-    batches = [nine_type_batch(50, msgid=f"drained-{i}") for i in range(SPOOLED_BATCHES)]
+    batches = [nine_type_batch(20, msgid=f"drained-{i}") for i in range(SPOOLED_BATCHES)]
     with open(tmp_path / "serve.log", "w") as log:
         with running_server_process(env, output=log) as (base, server):
             go_down()
@@ -274,7 +292,7 @@ def test_the_service_killed_while_draining_resumes_and_stores_once(
             assert spool_entries(tmp_path) == SPOOLED_BATCHES
             come_back()
             wait_until(
-                lambda: spool_entries(tmp_path) < SPOOLED_BATCHES * 0.9, 20, "the drain started"
+                lambda: spool_entries(tmp_path) < SPOOLED_BATCHES * 0.95, 20, "the drain started"
             )
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
