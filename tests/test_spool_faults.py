@@ -87,7 +87,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 def wait_for_drain(tmp_path: Path, timeout: float) -> None:
-    """Until the spool is empty, none of it set aside, and no drain under way."""
+    """Until the spool is empty (an entry goes once its transaction committed), none
+    of it set aside."""
     spool = Spool(tmp_path / "spool", DEFAULT_SPOOL_MAX_BYTES)
     wait_until(lambda: spool_entries(tmp_path) == 0, timeout, "the spool drained")
     status = spool.status()
@@ -278,8 +279,8 @@ SPOOLED_BATCHES = 150
 def test_the_service_killed_while_draining_resumes_and_stores_once(
     outage: Outage, direct: Engine, tmp_path: Path
 ) -> None:
-    """SIGKILL to every process mid-drain: an entry whose transaction committed is still
-    in the spool, and the next server's drain takes the rest without doubling it."""
+    """SIGKILL to every process mid-drain: the entry being taken may be in the database
+    and in the spool both, and the next server's drain takes the rest without doubling it."""
     app_url, go_down, come_back = outage
     env = served_env(app_url, tmp_path)
     batches = [nine_type_batch(20, msgid=f"drained-{i}") for i in range(SPOOLED_BATCHES)]
@@ -297,7 +298,7 @@ def test_the_service_killed_while_draining_resumes_and_stores_once(
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         left = spool_entries(tmp_path)
-        assert 0 < left < SPOOLED_BATCHES  # killed half-way through the drain
+        assert 0 < left < SPOOLED_BATCHES  # killed part-way through the drain
 
         with running_server(env, output=log):
             wait_for_drain(tmp_path, 20)
