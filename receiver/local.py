@@ -51,6 +51,21 @@ def running_server(
     (``port``, or a free one); yields its base URL once it is healthy, stops it on exit.
     Its log goes to ``output`` (discarded by default); ``stop`` set while it starts
     raises :class:`Stopped`."""
+    with running_server_process(env, args=args, output=output, port=port, stop=stop) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_server_process(
+    env: Mapping[str, str],
+    *,
+    args: tuple[str, ...] = (),
+    output: IO[Any] | int | None = None,
+    port: int | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`running_server`, yielding the server's process too (gunicorn's arbiter,
+    the leader of the server's process group): for a test that kills it or its workers."""
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "receiver.cli", "serve", "--host", "127.0.0.1", *args],
@@ -66,7 +81,7 @@ def running_server(
     try:
         wait_until_healthy(port, process, stop=stop)
         answered = True
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         if answered:
             stop_server(process, quick=True)
