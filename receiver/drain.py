@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -27,7 +28,15 @@ from sqlalchemy.orm import Session
 from . import metrics
 from .db import write_transaction
 from .errors import database_unreachable, safe_description
-from .intake import BadBody, batch_of, body_text, check_batch, quarantine, store_batch_counted
+from .intake import (
+    BadBody,
+    StoredBatch,
+    batch_of,
+    body_text,
+    check_batch,
+    quarantine,
+    store_batch_counted,
+)
 from .spool import Entry, Spool, SpooledBatch, SpoolEntryError
 
 log = logging.getLogger(__name__)
@@ -108,32 +117,13 @@ def _take(engine: Engine, spool: Spool, entry: Entry, done: Drained) -> None:
         # Kept all the same, as what it is: text that arrived and cannot be read.
         batch = SpooledBatch("", entry.arrived, entry.path.read_bytes(), reason=str(exc))
     with write_transaction(engine) as session:
-        if batch.reason is not None:
-            _keep(session, batch, batch.reason)
-            outcome = None
-        else:
-            try:
-                records = batch_of(batch.body)
-            except BadBody as exc:
-                _keep(session, batch, str(exc))
-                outcome = None
-            else:
-                checked = check_batch(records, channelkey=batch.channelkey)
-                outcome = (
-                    records,
-                    store_batch_counted(
-                        session=session,
-                        channelkey=batch.channelkey,
-                        batch=checked,
-                        received_at=batch.received_at,
-                    ),
-                )
+        taken = _store(session, batch)
     spool.remove(entry)
     done.entries += 1
-    if outcome is None:
+    if taken is None:
         done.outcomes["quarantined"] += 1
         return
-    records, stored = outcome
+    records, stored = taken
     result = stored.result
     done.records += result.received
     done.outcomes.update(
@@ -147,14 +137,31 @@ def _take(engine: Engine, spool: Spool, entry: Entry, done: Drained) -> None:
     )
 
 
-def _keep(session: Session, batch: SpooledBatch, reason: str) -> None:
-    """Quarantine a spooled body that is no batch, with its reason."""
+def _store(session: Session, batch: SpooledBatch) -> tuple[list[Any], StoredBatch] | None:
+    """Take a spooled batch in as intake takes a live one: its records and what became
+    of them; None for a body that is no batch, quarantined whole with its reason."""
+    reason = batch.reason
+    if reason is None:
+        try:
+            records = batch_of(batch.body)
+        except BadBody as exc:
+            reason = str(exc)
+        else:
+            checked = check_batch(records, channelkey=batch.channelkey)
+            stored = store_batch_counted(
+                session=session,
+                channelkey=batch.channelkey,
+                batch=checked,
+                received_at=batch.received_at,
+            )
+            return records, stored
     quarantine(
         session=session,
         channelkey=batch.channelkey or None,
         items=[(reason, body_text(batch.body))],
         received_at=batch.received_at,
     )
+    return None
 
 
 def _hold(spool: Spool, entry: Entry, why: str, done: Drained) -> None:
