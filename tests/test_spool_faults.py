@@ -113,8 +113,8 @@ def post_until_acknowledged(http: requests.Session, url: str, batch: Batch) -> i
     while True:
         try:
             response = http.post(url, json=batch, headers=basic_auth(), timeout=HTTP_TIMEOUT)
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # no answer, or one cut off mid-body: the worker died meanwhile
         else:
             if response.status_code == 200:
                 assert response.json() == {"received": len(batch), "spooled": len(batch)}
