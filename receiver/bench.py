@@ -15,6 +15,7 @@ first, as they would have had when their callbacks came.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,8 @@ from sqlalchemy import Engine
 
 from sender.http import basic_auth_header
 
+from . import ceiling
+from .ceiling import Ceiling
 from .config import Settings
 from .db import make_engine, write_transaction
 from .intake import record_batch
@@ -48,7 +51,7 @@ _LIFECYCLE = ((0, 0), (2, 1), (4, 1), (6, 1))
 
 @dataclass
 class Figures:
-    """What the timed part of a run measured."""
+    """What the timed part of a run measured (requests that ended inside it)."""
 
     seconds: float = 0.0
     batches: int = 0
@@ -63,11 +66,17 @@ class Figures:
             return float("nan")
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
-    def report(self) -> str:
+    @property
+    def rate(self) -> float:
+        """Events stored per second."""
+        return self.stored / self.seconds if self.seconds else float("nan")
+
+    def report(self, ceiling: float | None = None) -> str:
+        ratio = f" = {self.rate / ceiling:.2f} of the ceiling" if ceiling else ""
         lines = [
             f"batches      {self.batches} in {self.seconds:.2f} s "
             f"({self.batches / self.seconds:.0f} batches/s)",
-            f"events/s     {self.stored / self.seconds:,.0f} stored "
+            f"events/s     {self.rate:,.0f} stored{ratio} "
             f"({self.stored} stored, {self.duplicates} duplicates)",
             f"ack latency  p50 {self.percentile(50) * 1000:.1f} ms, "
             f"p99 {self.percentile(99) * 1000:.1f} ms, max {max(self.latencies) * 1000:.1f} ms",
@@ -77,33 +86,65 @@ class Figures:
         return "\n".join(lines)
 
 
+# The workloads: one big broadcast's callbacks (every batch the same msgid), or many
+# small messages (a new msgid every batch).
+WORKLOADS = ("broadcast", "messages")
+
+
 @dataclass(frozen=True)
 class BenchOptions:
-    """What to measure: posters, batches and their size, and the warm-up."""
+    """What to measure: the workload, posters, batch size, and for how long: ``seconds``
+    after ``warmup`` seconds, or exactly ``batches`` batches after the warm-up."""
 
     posters: int = 4
-    batches: int = 3000
     batch_size: int = 100
-    warmup: int = 100
+    seconds: float = 60.0
+    warmup: float = 5.0
+    batches: int | None = None
+    workload: str = "broadcast"
+
+
+class Workload:
+    """The bodies of a run's batches, made as they are asked for (a few microseconds a
+    record: the posters share the machine with the server they measure)."""
+
+    def __init__(self, kind: str, channelkey: str, batch_size: int, stamp: str) -> None:
+        if kind not in WORKLOADS:
+            raise ValueError(f"unknown workload {kind!r}: one of {', '.join(WORKLOADS)}")
+        self.kind, self.channelkey, self.batch_size = kind, channelkey, batch_size
+        self.msgid = f"v:1t:{stamp}p:{os.getpid()}n:{kind}"
+        self.now = int(time.time())
+
+    def records(self, index: int) -> list[dict[str, Any]]:
+        """Batch ``index``'s records."""
+        if self.kind == "broadcast":
+            return _records(self.msgid, self.channelkey, index * self.batch_size,
+                            self.batch_size, self.now)  # fmt: skip
+        return _records(f"{self.msgid}-{index}", self.channelkey, 0, self.batch_size, self.now)
+
+    def body(self, index: int) -> bytes:
+        return json.dumps(self.records(index)).encode()
 
 
 def run(url: str, channel: str, options: BenchOptions) -> Figures:
-    """Post ``options.warmup`` batches, then time ``options.batches`` more; print the
-    figures as it goes and return those of the timed part."""
+    """Post the workload's batches from ``options.posters`` posters: ``options.warmup``
+    seconds untimed, then ``options.seconds`` (or ``options.batches`` batches) timed."""
     channelkey = channel.split(":", 1)[0]
     auth = basic_auth_header(*channel.split(":", 1))
-    msgid = f"v:1t:{int(time.time())}p:{os.getpid()}n:{time.monotonic_ns() % 10**6}"
-    total = options.warmup + options.batches
-    log.info("preparing %d batches of %d records for %s", total, options.batch_size, msgid)
-    bodies = [
-        _batch(msgid, channelkey, i * options.batch_size, options.batch_size) for i in range(total)
-    ]
-    _post_all(url, auth, bodies[: options.warmup], options.posters)
-    return _post_all(url, auth, bodies[options.warmup :], options.posters)
+    workload = Workload(options.workload, channelkey, options.batch_size, f"{int(time.time())}")
+    log.info(
+        "posting %s batches of %d records for %.0f s, then timing %s",
+        options.workload,
+        options.batch_size,
+        options.warmup,
+        f"{options.batches} batches" if options.batches else f"{options.seconds:.0f} s",
+    )
+    return _post_timed(url, auth, workload, options)
 
 
-def _batch(msgid: str, channelkey: str, start: int, size: int) -> bytes:
-    now = int(time.time())
+def _records(msgid: str, channelkey: str, start: int, size: int, now: int) -> list[dict[str, Any]]:
+    """Records ``start`` to ``start + size`` of a message's callbacks: each recipient's
+    lifecycle (target valid, submitted, delivered, clicked) on the app channel."""
     records = []
     for n in range(start, start + size):
         recipient, step = divmod(n, len(_LIFECYCLE))
@@ -120,67 +161,131 @@ def _batch(msgid: str, channelkey: str, start: int, size: int) -> bytes:
         if sender == 1:
             record.update(sender_id=f"1104a8979{recipient:010d}", app_platform=0, app_sender=1)
         records.append(record)
-    return json.dumps(records).encode()
+    return records
+
+
+class _Window:
+    """The timed part of a run: from ``opens`` (monotonic) for ``seconds``, or until
+    ``batches`` batches ended in it; counts only what ended inside it."""
+
+    def __init__(self, opens: float, seconds: float | None, batches: int | None) -> None:
+        self.opens, self.seconds, self.batches = opens, seconds, batches
+        self.figures = Figures()
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+
+    def note(self, started: float, ended: float, status: int, answer: bytes) -> None:
+        with self.lock:
+            if started < self.opens or self.closed.is_set():
+                return
+            if self.seconds is not None and ended > self.opens + self.seconds:
+                self.closed.set()
+                return
+            figures = self.figures
+            figures.latencies.append(ended - started)
+            figures.batches += 1
+            figures.seconds = ended - self.opens
+            if status == 200:
+                counts = json.loads(answer)
+                figures.stored += counts.get("stored", 0)
+                figures.duplicates += counts.get("duplicates", 0)
+            else:
+                key = str(status or answer.decode())
+                figures.errors[key] = figures.errors.get(key, 0) + 1
+            if self.batches is not None and figures.batches >= self.batches:
+                self.closed.set()
+
+    def finish(self) -> Figures:
+        if self.seconds is not None:
+            self.figures.seconds = self.seconds
+        return self.figures
+
+
+def _post_timed(url: str, auth: str, workload: Workload, options: BenchOptions) -> Figures:
+    window = _Window(
+        time.monotonic() + options.warmup,
+        None if options.batches else options.seconds,
+        options.batches,
+    )
+    numbers = itertools.count()  # next() on it is atomic: each batch is posted once
+    _posters(url, auth, lambda: workload.body(next(numbers)), options.posters, window)
+    return window.finish()
 
 
 def _post_all(
     url: str, auth: str, bodies: list[bytes], posters: int, until: threading.Event | None = None
 ) -> Figures:
-    """Post ``bodies`` from ``posters`` threads (all of them, or until ``until`` is set)."""
-    figures = Figures()
-    if not bodies:
-        return figures
-    parsed = urllib.parse.urlsplit(url)
-    lock = threading.Lock()
+    """Post ``bodies`` from ``posters`` threads (all of them, or until ``until`` is set);
+    every one is timed."""
+    window = _Window(time.monotonic(), None, None)
     queue = iter(bodies)
+    lock = threading.Lock()
+
+    def body() -> bytes | None:
+        with lock:
+            return None if until is not None and until.is_set() else next(queue, None)
+
+    started = time.monotonic()
+    _posters(url, auth, body, posters, window)
+    window.figures.seconds = time.monotonic() - started
+    return window.figures
+
+
+def _posters(
+    url: str, auth: str, body: Callable[[], bytes | None], posters: int, window: _Window
+) -> None:
+    """Post ``body()`` after ``body()`` from ``posters`` threads, one keep-alive connection
+    each, until it gives None or the window closes."""
+    parsed = urllib.parse.urlsplit(url)
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
 
     def poster() -> None:
         conn = http.client.HTTPConnection(
             parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=30
         )
-        while True:
-            with lock:
-                body = None if until is not None and until.is_set() else next(queue, None)
-            if body is None:
+        while not window.closed.is_set():
+            data = body()
+            if data is None:
                 break
-            started = time.perf_counter()
+            started = time.monotonic()
             try:
-                conn.request(
-                    "POST",
-                    "/callbacks/ums",
-                    body,
-                    {
-                        "Authorization": auth,
-                        "Content-Type": "application/json",
-                    },
-                )
+                conn.request("POST", "/callbacks/ums", data, headers)
                 response = conn.getresponse()
                 answer = response.read()
                 status = response.status
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 status, answer = 0, type(exc).__name__.encode()
-            elapsed = time.perf_counter() - started
-            with lock:
-                figures.latencies.append(elapsed)
-                figures.batches += 1
-                if status == 200:
-                    counts = json.loads(answer)
-                    figures.stored += counts["stored"]
-                    figures.duplicates += counts["duplicates"]
-                else:
-                    key = str(status or answer.decode())
-                    figures.errors[key] = figures.errors.get(key, 0) + 1
+            window.note(started, time.monotonic(), status, answer)
         conn.close()
 
     threads = [threading.Thread(target=poster) for _ in range(posters)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    figures.seconds = time.perf_counter() - started
-    return figures
+
+
+# Rows the ceiling loads: a couple of seconds' worth, so that it is measured beside the run.
+CEILING_ROWS = {"postgresql": 200_000, "sqlite": 100_000}
+
+
+def measure_ceiling(database_url: str, channel: str, options: BenchOptions) -> Ceiling:
+    """The database's own bulk-load rate of the workload's rows into a table shaped like
+    event (:mod:`receiver.ceiling`)."""
+    engine = make_engine(Settings(database_url=database_url), maintenance=True)
+    try:
+        channelkey = channel.split(":", 1)[0]
+        workload = Workload(options.workload, channelkey, options.batch_size, "ceiling")
+        wanted = CEILING_ROWS.get(engine.dialect.name, CEILING_ROWS["sqlite"])
+        records = [
+            record
+            for index in range(max(wanted // options.batch_size, 1))
+            for record in workload.records(index)
+        ]
+        return ceiling.measure(engine, ceiling.event_rows(records, channelkey=channelkey))
+    finally:
+        engine.dispose()
 
 
 @contextmanager
@@ -201,6 +306,8 @@ def local_server(database_url: str | None, channel: str, workers: int | None) ->
 EXPIRED_DAYS_AGO = 60
 KEEP_DAYS = 30
 RECIPIENTS_PER_MESSAGE = 1000
+PURGE_WARMUP = 100  # batches posted untimed first
+PURGE_BATCHES = 300  # batches timed alone, and at most as many during the purge
 
 
 @dataclass
@@ -258,24 +365,20 @@ def fill_expired(engine: Engine, channelkey: str, events: int) -> None:
 def run_during_purge(
     url: str, channel: str, options: BenchOptions, database_url: str, expired: int
 ) -> PurgeFigures:
-    """Intake alone for ``options.batches`` batches, then as many batches more while a
-    purge removes ``expired`` expired events (posting stops when the purge ends)."""
+    """Intake alone for ``options.batches`` batches (default 300, after 100 untimed),
+    then as many batches more while a purge removes ``expired`` expired events (posting
+    stops when the purge ends)."""
     channelkey = channel.split(":", 1)[0]
     engine = make_engine(Settings(database_url=database_url))
     try:
         log.info("storing %d expired events", expired)
         fill_expired(engine, channelkey, expired)
         auth = basic_auth_header(*channel.split(":", 1))
-        stamp = f"{int(time.time())}"
-        total = options.warmup + 2 * options.batches
-        bodies = [
-            _batch(f"v:1t:{stamp}p:purge", channelkey, i * options.batch_size, options.batch_size)
-            for i in range(total)
-        ]
-        _post_all(url, auth, bodies[: options.warmup], options.posters)
-        alone = _post_all(
-            url, auth, bodies[options.warmup : options.warmup + options.batches], options.posters
-        )
+        workload = Workload("broadcast", channelkey, options.batch_size, f"{int(time.time())}")
+        timed = options.batches or PURGE_BATCHES
+        bodies = [workload.body(i) for i in range(PURGE_WARMUP + 2 * timed)]
+        _post_all(url, auth, bodies[:PURGE_WARMUP], options.posters)
+        alone = _post_all(url, auth, bodies[PURGE_WARMUP : PURGE_WARMUP + timed], options.posters)
         finished = threading.Event()
         results: list[PurgeResult] = []
 
@@ -288,7 +391,7 @@ def run_during_purge(
         purger = threading.Thread(target=purging)
         purger.start()
         during = _post_all(
-            url, auth, bodies[options.warmup + options.batches :], options.posters, until=finished
+            url, auth, bodies[PURGE_WARMUP + timed :], options.posters, until=finished
         )
         purger.join()
         return PurgeFigures(alone=alone, during=during, purge=results[0])

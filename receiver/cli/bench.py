@@ -6,7 +6,17 @@ import tempfile
 
 import click
 
-from ..bench import BENCH_CHANNEL, BenchOptions, local_server, run, run_during_purge
+from ..bench import (
+    BENCH_CHANNEL,
+    WORKLOADS,
+    BenchOptions,
+    Figures,
+    local_server,
+    measure_ceiling,
+    run,
+    run_during_purge,
+)
+from ..ceiling import Ceiling
 from ..config import Settings, normalize_database_url
 from .common import configure_logging, fail
 from .database import check_database
@@ -29,10 +39,34 @@ from .database import check_database
     help="channelkey:mastersecret to authenticate with (default: the first of "
     "UMS_CHANNELS, or a bench channel for a server started here).",
 )
+@click.option(
+    "--workload",
+    type=click.Choice(WORKLOADS),
+    default="broadcast",
+    show_default=True,
+    help="broadcast: one message's callbacks; messages: a new msgid every batch.",
+)
 @click.option("--posters", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--batches", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="How long to time intake, after the warm-up.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds of posting before the timing starts.",
+)
+@click.option(
+    "--batches",
+    type=click.IntRange(min=1),
+    help="Time exactly this many batches instead of --seconds.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option(
     "--during-purge",
     "expired",
@@ -45,19 +79,31 @@ def command(
     database_url: str | None,
     workers: int | None,
     channel: str | None,
+    workload: str,
     posters: int,
-    batches: int,
+    seconds: float,
+    warmup: float,
+    batches: int | None,
     batch_size: int,
-    warmup: int,
     expired: int | None,
 ) -> None:
-    """Post one broadcast's callbacks in batches from concurrent posters; print
-    events/s and acknowledgement latency p50/p99."""
+    """Post callbacks in batches from concurrent posters; print events/s, acknowledgement
+    latency p50/p99, and the ratio to the database's own bulk-load rate (PostgreSQL's
+    COPY, SQLite's executemany) into a table shaped like event, measured in the same run
+    before and after."""
     configure_logging(result_on_stdout=False)
     settings = Settings.from_env()  # a bad setting: one line, exit 2
-    options = BenchOptions(posters=posters, batches=batches, batch_size=batch_size, warmup=warmup)
+    options = BenchOptions(
+        posters=posters,
+        batch_size=batch_size,
+        seconds=seconds,
+        warmup=warmup,
+        batches=batches,
+        workload=workload,
+    )
     if database_url:  # missing or unreachable: one line, exit 1
-        check_database(Settings(database_url=normalize_database_url(database_url)))
+        database_url = normalize_database_url(database_url)
+        check_database(Settings(database_url=database_url))
     if expired:
         if url:
             fail("--during-purge needs a server started here (no --url)", code=2)
@@ -70,20 +116,48 @@ def command(
         click.echo(measured.report())
         failed = measured.alone.errors or measured.during.errors
         raise SystemExit(1 if failed else 0)
-    if url:
-        if channel is None and settings.channels:
-            channel = ":".join(next(iter(settings.channels.items())))
-        if not channel or ":" not in channel:
-            fail("give --channel channelkey:mastersecret", code=2)
-        figures = run(url, channel, options)
-    else:
-        channel = channel or BENCH_CHANNEL
-        try:
-            with local_server(database_url, channel, workers) as url:
-                figures = run(url, channel, options)
-        except RuntimeError as exc:  # the server exited, or never answered
-            fail(f"the receiver to bench did not start: {exc}", code=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        if url:
+            if channel is None and settings.channels:
+                channel = ":".join(next(iter(settings.channels.items())))
+            if not channel or ":" not in channel:
+                fail("give --channel channelkey:mastersecret", code=2)
+            figures, ceilings = _measured(url, channel, options, database_url)
+        else:
+            channel = channel or BENCH_CHANNEL
+            database_url = database_url or f"sqlite:///{tmp}/bench.db"
+            try:
+                with local_server(database_url, channel, workers) as url:
+                    figures, ceilings = _measured(url, channel, options, database_url)
+            except RuntimeError as exc:  # the server exited, or never answered
+                fail(f"the receiver to bench did not start: {exc}", code=1)
+    timed = f"{batches} batches" if batches else f"{seconds:g} s"
     click.echo(f"server       {url}")
-    click.echo(f"posters      {posters}, batch size {batch_size}")
-    click.echo(figures.report())
+    click.echo(
+        f"workload     {workload}: {posters} posters, batches of {batch_size}, "
+        f"{timed} after {warmup:g} s of warm-up"
+    )
+    rate = None
+    if ceilings:
+        rate = sum(c.rate for c in ceilings) / len(ceilings)
+        click.echo(
+            f"ceiling      {ceilings[0].how} {rate:,.0f} rows/s ("
+            + ", ".join(f"{c.rate:,.0f}" for c in ceilings)
+            + f" before and after; {ceilings[0].rows:,} rows into a table shaped like event)"
+        )
+    else:
+        click.echo("ceiling      not measured (give --database-url with --url)")
+    click.echo(figures.report(rate))
     raise SystemExit(1 if figures.errors else 0)
+
+
+def _measured(
+    url: str, channel: str, options: BenchOptions, database_url: str | None
+) -> tuple[Figures, list[Ceiling]]:
+    """The run, between two measures of the ceiling (when the database is known)."""
+    if database_url is None:
+        return run(url, channel, options), []
+    before = measure_ceiling(database_url, channel, options)
+    figures = run(url, channel, options)
+    after = measure_ceiling(database_url, channel, options)
+    return figures, [before, after]

@@ -1,0 +1,56 @@
+"""``umstrack bench`` measures what it says: its workloads, its ceiling (the database's
+own bulk load into a table shaped like event, leaving nothing behind), and a run that
+prints events/s with the ratio to that ceiling. Figures are the benchmark's business;
+these tests check that it measures the right thing, not how fast."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import inspect
+
+from receiver.bench import BENCH_CHANNEL, BenchOptions, Workload, measure_ceiling
+from receiver.ceiling import CEILING_TABLE, event_rows
+from receiver.store.statements import EVENT
+
+
+def test_a_broadcast_is_one_message_and_messages_a_new_one_a_batch() -> None:
+    broadcast = Workload("broadcast", "ck", 100, "1")
+    messages = Workload("messages", "ck", 100, "1")
+    first, second = broadcast.records(0), broadcast.records(1)
+    assert {r["msgid"] for r in first + second} == {broadcast.msgid}
+    keys = {(r["userid"], r["sender"], r["type"]) for r in first + second}
+    assert len(keys) == 200  # no record repeats across batches
+    assert {r["msgid"] for r in messages.records(0)} != {r["msgid"] for r in messages.records(1)}
+    assert len(messages.records(7)) == 100
+    with pytest.raises(ValueError, match="unknown workload"):
+        Workload("other", "ck", 100, "1")
+
+
+def test_ceiling_rows_have_the_event_tables_shape() -> None:
+    records = Workload("broadcast", "ck", 10, "1").records(0)
+    rows = event_rows(records, channelkey="ck")
+    assert len(rows) == 10 and {len(row) for row in rows} == {len(EVENT.columns)}
+    assert len({row[1] for row in rows}) == 10  # each its own event key
+
+
+def test_the_ceiling_is_measured_and_leaves_nothing_behind(database_url: str, engine) -> None:
+    found = measure_ceiling(database_url, BENCH_CHANNEL, BenchOptions(batch_size=100))
+    assert found.rows >= 100_000 and found.rate > 0
+    assert found.how in ("PostgreSQL COPY", "SQLite executemany")
+    assert CEILING_TABLE not in inspect(engine).get_table_names()
+
+
+def test_a_run_prints_events_per_second_and_the_ratio_to_the_ceiling() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "receiver.cli", "bench", "--workload", "messages",
+         "--seconds", "1", "--warmup", "0.2", "--posters", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "workload     messages: 2 posters, batches of 100, 1 s after 0.2 s of warm-up" in out
+    assert "ceiling      SQLite executemany" in out
+    assert " of the ceiling (" in out and "ack latency  p50 " in out
