@@ -14,6 +14,7 @@ first, as they would have had when their callbacks came.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
@@ -23,15 +24,17 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from sender.http import basic_auth_header
+from sender.ums.protocol import STATUS_BY_TYPE
 
 from . import ceiling
 from .ceiling import Ceiling
@@ -41,6 +44,7 @@ from .intake import record_batch
 from .local import running_server
 from .partitions import ensure_partitions, today
 from .retention import PurgeResult, purge
+from .status import RANK_BY_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +116,9 @@ class Workload:
         if kind not in WORKLOADS:
             raise ValueError(f"unknown workload {kind!r}: one of {', '.join(WORKLOADS)}")
         self.kind, self.channelkey, self.batch_size = kind, channelkey, batch_size
-        self.msgid = f"v:1t:{stamp}p:{os.getpid()}n:{kind}"
+        self.msgid = f"v:1t:{stamp}p:{os.getpid()}n:{kind}{time.monotonic_ns() % 10**9}"
         self.now = int(time.time())
+        self.made = 0  # bodies made so far: batches 0 to made - 1
 
     def records(self, index: int) -> list[dict[str, Any]]:
         """Batch ``index``'s records."""
@@ -123,12 +128,40 @@ class Workload:
         return _records(f"{self.msgid}-{index}", self.channelkey, 0, self.batch_size, self.now)
 
     def body(self, index: int) -> bytes:
+        self.made = max(self.made, index + 1)
         return json.dumps(self.records(index)).encode()
 
+    def expected(self) -> tuple[int, Counter[int]]:
+        """What the batches made so far must leave when each was stored once: how many
+        events, and the target rows (a recipient on one channel, or on none: its
+        validation) by current type, the best by the stage rule."""
+        best: dict[tuple[str, str, int], int] = {}
+        events = 0
+        for index in range(self.made):
+            for r in self.records(index):
+                events += 1
+                key = (r["msgid"], r["userid"], r["sender"])
+                if key not in best or RANK_BY_TYPE[r["type"]] > RANK_BY_TYPE[best[key]]:
+                    best[key] = r["type"]
+        return events, Counter(best.values())
 
-def run(url: str, channel: str, options: BenchOptions) -> Figures:
-    """Post the workload's batches from ``options.posters`` posters: ``options.warmup``
-    seconds untimed, then ``options.seconds`` (or ``options.batches`` batches) timed."""
+    def stored(self, engine: Engine) -> tuple[int, Counter[int]]:
+        """What the database holds of this run's messages: events, and targets by type."""
+        mine = "(msgid = :msgid OR msgid LIKE :prefix)"
+        given = {"msgid": self.msgid, "prefix": f"{self.msgid}-%"}
+        with engine.connect() as conn:
+            events = conn.execute(text(f"SELECT count(*) FROM event WHERE {mine}"), given)
+            targets = conn.execute(
+                text(f"SELECT type, count(*) FROM target WHERE {mine} GROUP BY type"), given
+            )
+            return events.scalar_one(), Counter({t: n for t, n in targets.all()})
+
+
+def run(urls: Sequence[str], channel: str, options: BenchOptions) -> tuple[Figures, Workload]:
+    """Post the workload's batches from ``options.posters`` posters, spread over
+    ``urls`` (instances of one service): ``options.warmup`` seconds untimed, then
+    ``options.seconds`` (or ``options.batches`` batches) timed. Returns the figures, and
+    the workload (what it made, to check against what was stored)."""
     channelkey = channel.split(":", 1)[0]
     auth = basic_auth_header(*channel.split(":", 1))
     workload = Workload(options.workload, channelkey, options.batch_size, f"{int(time.time())}")
@@ -139,7 +172,14 @@ def run(url: str, channel: str, options: BenchOptions) -> Figures:
         options.warmup,
         f"{options.batches} batches" if options.batches else f"{options.seconds:.0f} s",
     )
-    return _post_timed(url, auth, workload, options)
+    window = _Window(
+        time.monotonic() + options.warmup,
+        None if options.batches else options.seconds,
+        options.batches,
+    )
+    numbers = itertools.count()  # next() on it is atomic: each batch is posted once
+    _posters(urls, auth, lambda: workload.body(next(numbers)), options.posters, window)
+    return window.finish(), workload
 
 
 def _records(msgid: str, channelkey: str, start: int, size: int, now: int) -> list[dict[str, Any]]:
@@ -201,17 +241,6 @@ class _Window:
         return self.figures
 
 
-def _post_timed(url: str, auth: str, workload: Workload, options: BenchOptions) -> Figures:
-    window = _Window(
-        time.monotonic() + options.warmup,
-        None if options.batches else options.seconds,
-        options.batches,
-    )
-    numbers = itertools.count()  # next() on it is atomic: each batch is posted once
-    _posters(url, auth, lambda: workload.body(next(numbers)), options.posters, window)
-    return window.finish()
-
-
 def _post_all(
     url: str, auth: str, bodies: list[bytes], posters: int, until: threading.Event | None = None
 ) -> Figures:
@@ -226,20 +255,24 @@ def _post_all(
             return None if until is not None and until.is_set() else next(queue, None)
 
     started = time.monotonic()
-    _posters(url, auth, body, posters, window)
+    _posters([url], auth, body, posters, window)
     window.figures.seconds = time.monotonic() - started
     return window.figures
 
 
 def _posters(
-    url: str, auth: str, body: Callable[[], bytes | None], posters: int, window: _Window
+    urls: Sequence[str],
+    auth: str,
+    body: Callable[[], bytes | None],
+    posters: int,
+    window: _Window,
 ) -> None:
     """Post ``body()`` after ``body()`` from ``posters`` threads, one keep-alive connection
-    each, until it gives None or the window closes."""
-    parsed = urllib.parse.urlsplit(url)
+    each (to the URLs in turn), until it gives None or the window closes."""
     headers = {"Authorization": auth, "Content-Type": "application/json"}
 
-    def poster() -> None:
+    def poster(url: str) -> None:
+        parsed = urllib.parse.urlsplit(url)
         conn = http.client.HTTPConnection(
             parsed.hostname or "127.0.0.1", parsed.port or 80, timeout=30
         )
@@ -259,7 +292,7 @@ def _posters(
             window.note(started, time.monotonic(), status, answer)
         conn.close()
 
-    threads = [threading.Thread(target=poster) for _ in range(posters)]
+    threads = [threading.Thread(target=poster, args=(urls[n % len(urls)],)) for n in range(posters)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -292,15 +325,66 @@ def measure_ceiling(database_url: str, channel: str, options: BenchOptions) -> C
 def local_server(database_url: str | None, channel: str, workers: int | None) -> Iterator[str]:
     """``umstrack serve`` on a free loopback port, on ``database_url`` (default: a
     temporary SQLite file), with ``channel`` configured; yields its base URL."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "DATABASE_URL": database_url or f"sqlite:///{tmp}/bench.db",
-            "UMS_CHANNELS": channel,
-            "GUNICORN_ACCESSLOG": "",
-        }
-        args = ("--workers", str(workers)) if workers else ()
-        with running_server(env, args=args) as url:
-            yield url
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        local_servers(
+            database_url or f"sqlite:///{tmp}/bench.db", channel, workers, instances=1
+        ) as urls,
+    ):
+        yield urls[0]
+
+
+@contextmanager
+def local_servers(
+    database_url: str, channel: str, workers: int | None, *, instances: int
+) -> Iterator[list[str]]:
+    """``instances`` servers of one service (``umstrack serve`` each, on ``database_url``)
+    on free loopback ports, started one after the other (the first migrates); yields
+    their base URLs."""
+    env = {"DATABASE_URL": database_url, "UMS_CHANNELS": channel, "GUNICORN_ACCESSLOG": ""}
+    args = ("--workers", str(workers)) if workers else ()
+    with contextlib.ExitStack() as servers:
+        yield [servers.enter_context(running_server(env, args=args)) for _ in range(instances)]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a run left in the database against what its batches must leave."""
+
+    events: int
+    expected_events: int
+    targets: Counter[int]
+    expected_targets: Counter[int]
+
+    @property
+    def holds(self) -> bool:
+        return (self.events, self.targets) == (self.expected_events, self.expected_targets)
+
+    def report(self) -> str:
+        found = ", ".join(f"{n:,} {STATUS_BY_TYPE[t]}" for t, n in sorted(self.targets.items()))
+        if self.holds:
+            return (
+                f"checked      {self.events:,} events, each stored once; targets {found}, "
+                "as the stage rule puts them"
+            )
+        wanted = ", ".join(
+            f"{n:,} {STATUS_BY_TYPE[t]}" for t, n in sorted(self.expected_targets.items())
+        )
+        return (
+            f"MISMATCH     {self.events:,} events stored of {self.expected_events:,} posted; "
+            f"targets {found}, expected {wanted}"
+        )
+
+
+def check(database_url: str, workload: Workload) -> Checked:
+    """Compare what the run's messages hold with what its batches must leave."""
+    engine = make_engine(Settings(database_url=database_url), maintenance=True)
+    try:
+        events, targets = workload.stored(engine)
+    finally:
+        engine.dispose()
+    expected_events, expected_targets = workload.expected()
+    return Checked(events, expected_events, targets, expected_targets)
 
 
 EXPIRED_DAYS_AGO = 60

@@ -5,15 +5,19 @@ these tests check that it measures the right thing, not how fast."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
 from sqlalchemy import inspect
 
-from receiver.bench import BENCH_CHANNEL, BenchOptions, Workload, measure_ceiling
+from receiver.bench import BENCH_CHANNEL, BenchOptions, Workload, check, measure_ceiling
 from receiver.ceiling import CEILING_TABLE, event_rows
+from receiver.db import write_transaction
+from receiver.intake import record_batch
 from receiver.store.statements import EVENT
+from tests.helpers import CHANNEL
 
 
 def test_a_broadcast_is_one_message_and_messages_a_new_one_a_batch() -> None:
@@ -54,3 +58,23 @@ def test_a_run_prints_events_per_second_and_the_ratio_to_the_ceiling() -> None:
     assert "workload     messages: 2 posters, batches of 100, 1 s after 0.2 s of warm-up" in out
     assert "ceiling      SQLite executemany" in out
     assert " of the ceiling (" in out and "ack latency  p50 " in out
+    assert "checked      " in out and ", each stored once; targets " in out
+
+
+def test_the_check_finds_a_lost_batch_and_a_doubled_one(database_url: str, engine) -> None:
+    workload = Workload("broadcast", CHANNEL, 10, "1")
+    bodies = [workload.body(i) for i in range(3)]  # three batches made ...
+    for body in bodies[:2]:  # ... two stored
+        with write_transaction(engine) as session:
+            record_batch(session=session, channelkey=CHANNEL, records=json.loads(body))
+    lost = check(database_url, workload)
+    assert not lost.holds and (lost.events, lost.expected_events) == (20, 30)
+    assert lost.report().startswith("MISMATCH     20 events stored of 30 posted")
+    with write_transaction(engine) as session:
+        record_batch(session=session, channelkey=CHANNEL, records=json.loads(bodies[2]))
+    assert check(database_url, workload).holds
+    # A record stored twice under another key (an intake that failed to see a repeat).
+    doubled = {**json.loads(bodies[0])[0], "extra": 1}
+    with write_transaction(engine) as session:
+        record_batch(session=session, channelkey=CHANNEL, records=[doubled])
+    assert not check(database_url, workload).holds

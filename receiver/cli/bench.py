@@ -10,8 +10,11 @@ from ..bench import (
     BENCH_CHANNEL,
     WORKLOADS,
     BenchOptions,
+    Checked,
     Figures,
+    check,
     local_server,
+    local_servers,
     measure_ceiling,
     run,
     run_during_purge,
@@ -33,7 +36,16 @@ from .database import check_database
     "--database-url",
     help="DATABASE_URL of the server started here (default: a temporary SQLite file).",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Gunicorn workers to start.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Gunicorn workers of each server started."
+)
+@click.option(
+    "--instances",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Servers to start on the one database, the posters spread over them.",
+)
 @click.option(
     "--channel",
     help="channelkey:mastersecret to authenticate with (default: the first of "
@@ -78,6 +90,7 @@ def command(
     url: str | None,
     database_url: str | None,
     workers: int | None,
+    instances: int,
     channel: str | None,
     workload: str,
     posters: int,
@@ -122,17 +135,19 @@ def command(
                 channel = ":".join(next(iter(settings.channels.items())))
             if not channel or ":" not in channel:
                 fail("give --channel channelkey:mastersecret", code=2)
-            figures, ceilings = _measured(url, channel, options, database_url)
+            urls = [url]
+            run_figures = _measured(urls, channel, options, database_url)
         else:
             channel = channel or BENCH_CHANNEL
             database_url = database_url or f"sqlite:///{tmp}/bench.db"
             try:
-                with local_server(database_url, channel, workers) as url:
-                    figures, ceilings = _measured(url, channel, options, database_url)
-            except RuntimeError as exc:  # the server exited, or never answered
+                with local_servers(database_url, channel, workers, instances=instances) as urls:
+                    run_figures = _measured(urls, channel, options, database_url)
+            except RuntimeError as exc:  # a server exited, or never answered
                 fail(f"the receiver to bench did not start: {exc}", code=1)
+    figures, ceilings, checked = run_figures
     timed = f"{batches} batches" if batches else f"{seconds:g} s"
-    click.echo(f"server       {url}")
+    click.echo(f"servers      {', '.join(urls)}")
     click.echo(
         f"workload     {workload}: {posters} posters, batches of {batch_size}, "
         f"{timed} after {warmup:g} s of warm-up"
@@ -148,16 +163,19 @@ def command(
     else:
         click.echo("ceiling      not measured (give --database-url with --url)")
     click.echo(figures.report(rate))
-    raise SystemExit(1 if figures.errors else 0)
+    if checked is not None:
+        click.echo(checked.report())
+    raise SystemExit(1 if figures.errors or (checked and not checked.holds) else 0)
 
 
 def _measured(
-    url: str, channel: str, options: BenchOptions, database_url: str | None
-) -> tuple[Figures, list[Ceiling]]:
-    """The run, between two measures of the ceiling (when the database is known)."""
+    urls: list[str], channel: str, options: BenchOptions, database_url: str | None
+) -> tuple[Figures, list[Ceiling], Checked | None]:
+    """The run between two measures of the ceiling, and a check of what it stored (when
+    the database is known)."""
     if database_url is None:
-        return run(url, channel, options), []
+        return run(urls, channel, options)[0], [], None
     before = measure_ceiling(database_url, channel, options)
-    figures = run(url, channel, options)
+    figures, workload = run(urls, channel, options)
     after = measure_ceiling(database_url, channel, options)
-    return figures, [before, after]
+    return figures, [before, after], check(database_url, workload)
