@@ -114,9 +114,12 @@ def claim_messages(
             }
             for msgid in new
         ]
-        session.execute(statements(session).add_messages, rows)
-        # Read back: another batch may have named one of them first, meanwhile.
-        owners.update(_owners(session, new))
+        inserted = set(session.scalars(statements(session).add_messages, rows))
+        owners.update(dict.fromkeys(inserted, channelkey))
+        # Read back the others: another batch named them first, meanwhile.
+        others = [msgid for msgid in new if msgid not in inserted]
+        if others:
+            owners.update(_owners(session, others))
     return owners
 
 

@@ -151,7 +151,7 @@ class _Statements:
     add_events: Any  # insert, skip stored, return the keys inserted
     merge_targets: Any  # upsert by the stage rule
     keep_quarantined: Any  # insert, skip kept
-    add_messages: Any  # insert, skip known
+    add_messages: Any  # insert, skip known, return the msgids inserted
     record_send: Any  # upsert the send facts of a message
 
 
@@ -172,7 +172,9 @@ def _statements_for(dialect: str) -> _Statements:
         keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
             index_elements=[QUARANTINE.c.quarantine_key]
         ),
-        add_messages=insert(MESSAGE).on_conflict_do_nothing(index_elements=[MESSAGE.c.msgid]),
+        add_messages=insert(MESSAGE)
+        .on_conflict_do_nothing(index_elements=[MESSAGE.c.msgid])
+        .returning(MESSAGE.c.msgid),
         record_send=_record_send_statement(insert),
     )
 
