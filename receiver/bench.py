@@ -5,11 +5,7 @@ one broadcast's callbacks as fast as the server acknowledges them. Prints
 events/s and acknowledgement latency percentiles. Without ``--url`` it starts
 ``umstrack serve`` itself on a free loopback port.
 
-With ``--during-purge N``: intake alone, then intake while a purge removes N expired
-events with their targets; prints both rates and their ratio. The expired set is
-stored through the intake itself, as the callbacks of broadcasts of 60 days ago (1,000
-recipients each, over three days); on PostgreSQL those days get their partitions
-first, as they would have had when their callbacks came.
+With ``--during-purge N``: see :mod:`receiver.bench_purge`.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -39,11 +34,8 @@ from sender.ums.protocol import STATUS_BY_TYPE
 from . import ceiling
 from .ceiling import Ceiling
 from .config import Settings
-from .db import make_engine, write_transaction
-from .intake import record_batch
+from .db import make_engine
 from .local import running_server
-from .partitions import ensure_partitions, today
-from .retention import PurgeResult, purge
 from .status import RANK_BY_TYPE
 
 log = logging.getLogger(__name__)
@@ -241,7 +233,7 @@ class _Window:
         return self.figures
 
 
-def _post_all(
+def post_all(
     url: str, auth: str, bodies: list[bytes], posters: int, until: threading.Event | None = None
 ) -> Figures:
     """Post ``bodies`` from ``posters`` threads (all of them, or until ``until`` is set);
@@ -385,99 +377,3 @@ def check(database_url: str, workload: Workload) -> Checked:
         engine.dispose()
     expected_events, expected_targets = workload.expected()
     return Checked(events, expected_events, targets, expected_targets)
-
-
-EXPIRED_DAYS_AGO = 60
-KEEP_DAYS = 30
-RECIPIENTS_PER_MESSAGE = 1000
-PURGE_WARMUP = 100  # batches posted untimed first
-PURGE_BATCHES = 300  # batches timed alone, and at most as many during the purge
-
-
-@dataclass
-class PurgeFigures:
-    """Intake alone, intake during a purge, and the purge."""
-
-    alone: Figures
-    during: Figures
-    purge: PurgeResult
-
-    def report(self) -> str:
-        alone = self.alone.stored / self.alone.seconds
-        during = self.during.stored / self.during.seconds
-        return "\n".join(
-            [
-                "intake alone",
-                self.alone.report(),
-                "intake during the purge",
-                self.during.report(),
-                f"purge        {self.purge.events} events, {self.purge.targets} targets and "
-                f"{self.purge.messages} messages deleted, "
-                f"{len(self.purge.partitions_dropped)} partitions dropped, "
-                f"in {self.purge.seconds:.2f} s",
-                f"ratio        {during / alone:.2f} (events/s during the purge / alone)",
-            ]
-        )
-
-
-def fill_expired(engine: Engine, channelkey: str, events: int) -> None:
-    """Store ``events`` callback events of broadcasts of 60 days ago."""
-    first = today() - EXPIRED_DAYS_AGO
-    for day in range(first, first + 3):
-        ensure_partitions(engine, day=day)
-    size = RECIPIENTS_PER_MESSAGE
-    for n, start in enumerate(range(0, events, size)):
-        day = first + n % 3
-        arrived = datetime.fromtimestamp(day * 86400, UTC) + timedelta(hours=12)
-        records: list[dict[str, Any]] = [
-            {
-                "type": 4,
-                "channelkey": channelkey,
-                "msgid": f"expired-{n}",
-                "userid": f"user{i}",
-                "sender": 1,
-                "sent_time": int(arrived.timestamp()),
-            }
-            for i in range(min(size, events - start))
-        ]
-        with write_transaction(engine) as session:
-            record_batch(
-                session=session, channelkey=channelkey, records=records, received_at=arrived
-            )
-
-
-def run_during_purge(
-    url: str, channel: str, options: BenchOptions, database_url: str, expired: int
-) -> PurgeFigures:
-    """Intake alone for ``options.batches`` batches (default 300, after 100 untimed),
-    then as many batches more while a purge removes ``expired`` expired events (posting
-    stops when the purge ends)."""
-    channelkey = channel.split(":", 1)[0]
-    engine = make_engine(Settings(database_url=database_url))
-    try:
-        log.info("storing %d expired events", expired)
-        fill_expired(engine, channelkey, expired)
-        auth = basic_auth_header(*channel.split(":", 1))
-        workload = Workload("broadcast", channelkey, options.batch_size, f"{int(time.time())}")
-        timed = options.batches or PURGE_BATCHES
-        bodies = [workload.body(i) for i in range(PURGE_WARMUP + 2 * timed)]
-        _post_all(url, auth, bodies[:PURGE_WARMUP], options.posters)
-        alone = _post_all(url, auth, bodies[PURGE_WARMUP : PURGE_WARMUP + timed], options.posters)
-        finished = threading.Event()
-        results: list[PurgeResult] = []
-
-        def purging() -> None:
-            try:
-                results.append(purge(engine, days=KEEP_DAYS))
-            finally:
-                finished.set()
-
-        purger = threading.Thread(target=purging)
-        purger.start()
-        during = _post_all(
-            url, auth, bodies[PURGE_WARMUP + timed :], options.posters, until=finished
-        )
-        purger.join()
-        return PurgeFigures(alone=alone, during=during, purge=results[0])
-    finally:
-        engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from receiver import create_app
+from receiver.db import PING_AFTER_IDLE_SECONDS
 from tests.helpers import CHANNELS_ENV, events, nine_type_batch, post, targets
 from tests.tcpproxy import TcpProxy
 
@@ -83,3 +85,21 @@ def test_database_down_without_a_spool_gives_503_then_recovers(outage, engine, b
     assert response.json == {"received": 100, "stored": 100, "duplicates": 0, "quarantined": 0}
     assert len(events(engine)) == 110 and len(targets(engine)) == 110
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_connection_cut_while_it_rested_is_replaced_unseen(outage, engine, backend):
+    """The pool pings a connection that rested past PING_AFTER_IDLE_SECONDS before it
+    hands it out: one the database (or the network) dropped meanwhile is replaced, and
+    the request never sees it."""
+    if backend != "postgresql":
+        pytest.skip("SQLite opens a file, not a connection that can be cut")
+    app, go_down, come_back = outage
+    client = app.test_client()
+    assert post(client, nine_type_batch(10, msgid="first")).status_code == 200  # pooled
+    go_down()  # every open connection is cut ...
+    come_back()  # ... and new ones are taken again
+    time.sleep(PING_AFTER_IDLE_SECONDS + 0.2)
+    response = post(client, nine_type_batch(10, msgid="after"))
+    assert response.status_code == 200, response.json
+    assert response.json["stored"] == 10
+    assert {e.msgid for e in events(engine)} == {"first", "after"}

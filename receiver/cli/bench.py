@@ -17,8 +17,8 @@ from ..bench import (
     local_servers,
     measure_ceiling,
     run,
-    run_during_purge,
 )
+from ..bench_purge import run_during_purge
 from ..ceiling import Ceiling
 from ..config import Settings, normalize_database_url
 from .common import configure_logging, fail
