@@ -1,9 +1,11 @@
-"""``umstrack bench``: drive callback intake like a big broadcast and print figures.
+"""``umstrack bench``: drive callback intake and print figures.
 
-N posters (threads, one keep-alive connection each) post 100-record batches of
-one broadcast's callbacks as fast as the server acknowledges them. Prints
-events/s and acknowledgement latency percentiles. Without ``--url`` it starts
-``umstrack serve`` itself on a free loopback port.
+N posters (threads, one keep-alive connection each) post 100-record batches of a
+workload (one broadcast's callbacks, or many small messages) as fast as the server
+acknowledges them. Prints events/s, acknowledgement latency percentiles and the ratio
+to the database's own bulk-load rate (:mod:`receiver.ceiling`), then checks what was
+stored. Without ``--url`` it starts ``umstrack serve`` itself on free loopback ports
+(one server or several on the one database).
 
 With ``--during-purge N``: see :mod:`receiver.bench_purge`.
 """
@@ -111,6 +113,7 @@ class Workload:
         self.msgid = f"v:1t:{stamp}p:{os.getpid()}n:{kind}{time.monotonic_ns() % 10**9}"
         self.now = int(time.time())
         self.made = 0  # bodies made so far: batches 0 to made - 1
+        self._lock = threading.Lock()  # posters make bodies at once
 
     def records(self, index: int) -> list[dict[str, Any]]:
         """Batch ``index``'s records."""
@@ -120,7 +123,8 @@ class Workload:
         return _records(f"{self.msgid}-{index}", self.channelkey, 0, self.batch_size, self.now)
 
     def body(self, index: int) -> bytes:
-        self.made = max(self.made, index + 1)
+        with self._lock:
+            self.made = max(self.made, index + 1)
         return json.dumps(self.records(index)).encode()
 
     def expected(self) -> tuple[int, Counter[int]]:
