@@ -13,6 +13,7 @@ same by hand.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -54,7 +55,6 @@ class Drained:
 
     entries: int = 0
     records: int = 0
-    held: int = 0
     # Records by what became of them: stored, duplicates, quarantined.
     outcomes: Counter[str] = field(default_factory=Counter)
     # Why it stopped before the spool was empty: the database unavailable, or another
@@ -88,12 +88,12 @@ def drain(
                     _take(engine, spool, entry, done)
                 except DBAPIError as exc:
                     if not database_unreachable(exc):
-                        _hold(spool, entry, safe_description(exc), done)
+                        _hold(spool, entry, safe_description(exc))
                         continue
                     done.stopped = f"the database is unavailable ({safe_description(exc)})"
                     return done
                 except Exception as exc:  # noqa: BLE001 (kept aside, never dropped)
-                    _hold(spool, entry, f"{type(exc).__name__}: {exc}", done)
+                    _hold(spool, entry, f"{type(exc).__name__}: {exc}")
         # The database took every entry: a good time to count the bytes afresh.
         spool.recount()
         if done.entries:
@@ -164,13 +164,10 @@ def _store(session: Session, batch: SpooledBatch) -> tuple[list[Any], StoredBatc
     return None
 
 
-def _hold(spool: Spool, entry: Entry, why: str, done: Drained) -> None:
+def _hold(spool: Spool, entry: Entry, why: str) -> None:
     log.error("spool entry %s set aside in held/: %s", entry.name, why)
-    try:
+    with contextlib.suppress(FileNotFoundError):  # taken meanwhile
         spool.hold(entry)
-    except FileNotFoundError:
-        return
-    done.held += 1
 
 
 class Drainer:

@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,6 @@ NOW = "2026-11-26T10:00:00+00:00"
 
 
 def _append(spool: Spool, body: bytes, **extra: Any) -> Any:
-    from datetime import datetime
-
     return spool.append(
         channelkey=CHANNEL, received_at=datetime.fromisoformat(NOW), body=body, **extra
     )
@@ -78,8 +77,6 @@ def test_an_entry_keeps_the_body_exactly_and_its_arrival(tmp_path: Path) -> None
 
 
 def test_entries_come_out_oldest_first(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta
-
     spool = Spool(tmp_path / "spool", 1 << 20)
     start = datetime(2026, 11, 26, tzinfo=UTC)
     order = [3, 0, 2, 1]
