@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select, true
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import SYSTEM_SENDER, channel_name
@@ -42,14 +43,39 @@ def shown_target(days: Sequence[int] = ()) -> ColumnElement[bool]:
     """
     system = TARGET.c.sender.in_((SYSTEM_SENDER, NO_SENDER))
     channel = TARGET.alias("channel_target")
+    day = _NotIndexed(channel.c.day)
     on_a_channel = exists().where(
         channel.c.msgid == TARGET.c.msgid,
-        channel.c.day == TARGET.c.day,  # the same message's: on PostgreSQL, one partition
-        channel.c.day.in_(sorted(set(days))) if days else true(),
+        day == TARGET.c.day,  # the same message's: on PostgreSQL, one partition
+        day.in_(sorted(set(days))) if days else true(),
         channel.c.recipient == TARGET.c.recipient,
         channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
     )
     return or_(~system, ~on_a_channel)
+
+
+class _NotIndexed(ColumnElement[int]):
+    """A column that SQLite must not look up by index (``+column``): the recipient's
+    lookup above then takes the primary key (msgid, recipient, ...), one row, rather
+    than the status index (msgid, day, ...), which covers the query but is every row of
+    the message (SQLite's planner prefers it without statistics: quadratic). Other
+    databases see the column itself."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[int]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_NotIndexed)
+def _plain(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.column, **kw))
+
+
+@compiles(_NotIndexed, "sqlite")
+def _unary_plus(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(element.column, **kw)}"
 
 
 def _ok(stage: StageColumns) -> ColumnElement[bool]:

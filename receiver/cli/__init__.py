@@ -28,6 +28,7 @@ import click  # noqa: E402
 from ..config import ConfigError  # noqa: E402
 from . import (  # noqa: E402
     bench,
+    bench_read,
     demo,
     emulate,
     export,
@@ -84,3 +85,4 @@ _COMMANDS = (
 )
 for _module in _COMMANDS:
     main.add_command(_module.command)
+main.add_command(bench_read.with_read(bench.command))  # ``bench`` and ``bench read``
