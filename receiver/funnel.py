@@ -9,9 +9,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from sender.ums.protocol import SYSTEM_SENDER, channel_name
 
@@ -54,28 +67,26 @@ def shown_target(days: Sequence[int] = ()) -> ColumnElement[bool]:
     return or_(~system, ~on_a_channel)
 
 
-class _NotIndexed(ColumnElement[int]):
+class _NotIndexed(FunctionElement[int]):
     """A column that SQLite must not look up by index (``+column``): the recipient's
     lookup above then takes the primary key (msgid, recipient, ...), one row, rather
     than the status index (msgid, day, ...), which covers the query but is every row of
     the message (SQLite's planner prefers it without statistics: quadratic). Other
     databases see the column itself."""
 
-    inherit_cache = True
-
-    def __init__(self, column: ColumnElement[int]) -> None:
-        self.column = column
-        self.type = column.type
+    name = "not_indexed"
+    type = Integer()
+    inherit_cache = True  # a statement using it is compiled once, like any other
 
 
 @compiles(_NotIndexed)
 def _plain(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.column, **kw))
+    return str(compiler.process(element.clauses, **kw))
 
 
 @compiles(_NotIndexed, "sqlite")
 def _unary_plus(element: _NotIndexed, compiler: Any, **kw: Any) -> str:
-    return f"+{compiler.process(element.column, **kw)}"
+    return f"+{compiler.process(element.clauses, **kw)}"
 
 
 def _ok(stage: StageColumns) -> ColumnElement[bool]:

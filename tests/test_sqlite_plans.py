@@ -3,6 +3,7 @@ primary key, one row, never through every target of the message (quadratic)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -82,3 +83,18 @@ def test_a_summary_reads_each_target_a_bounded_number_of_times(broadcast):
     # Measured: about 180 (thousand steps) with the key lookup, 3,400 without (and
     # twenty times as many at 1,000 recipients).
     assert len(steps) < 1_000, len(steps)
+
+
+def test_read_statements_are_compiled_once_and_then_taken_from_the_cache(broadcast, caplog):
+    """Every statement of a summary and of a targets page has a cache key: the second
+    time, none is compiled again (compiling them all costs milliseconds a request)."""
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
+            with Session(broadcast) as session:
+                queries.message_summary(session=session, msgid=BROADCAST)
+                queries.targets(session=session, msgid=BROADCAST, limit=50)
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
+    compiled = [note for note in notes if not note.startswith("[raw sql]")]
+    assert len(compiled) >= 10
+    assert all(note.startswith("[cached since") for note in compiled), compiled
