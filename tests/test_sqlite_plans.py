@@ -90,10 +90,12 @@ def test_read_statements_are_compiled_once_and_then_taken_from_the_cache(broadca
     time, none is compiled again (compiling them all costs milliseconds a request)."""
     for _ in range(2):
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="sqlalchemy.engine"):
-            with Session(broadcast) as session:
-                queries.message_summary(session=session, msgid=BROADCAST)
-                queries.targets(session=session, msgid=BROADCAST, limit=50)
+        with (
+            caplog.at_level(logging.INFO, logger="sqlalchemy.engine"),
+            Session(broadcast) as session,
+        ):
+            queries.message_summary(session=session, msgid=BROADCAST)
+            queries.targets(session=session, msgid=BROADCAST, limit=50)
     notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("[")]
     compiled = [note for note in notes if not note.startswith("[raw sql]")]
     assert len(compiled) >= 10
