@@ -14,7 +14,7 @@ from sqlalchemy import Select, select, union
 from sqlalchemy.orm import Session
 
 from .keyset import CursorError, Page, cursor_datetime, cursor_string, decode, encode, page, past
-from .read import event_of
+from .read import EVENT_SHOWN, event_of
 from .schemas.messages import RecipientEvent
 from .schemas.queries import DEFAULT_LIMIT
 from .store import EVENT
@@ -46,7 +46,7 @@ def recipient_events(
     order = [merged.c[name].desc() for name in _KEY]
     keys = select(merged).order_by(*order).limit(limit + 1).subquery()
     query = (
-        select(EVENT)
+        select(*EVENT_SHOWN)
         .join(
             keys,
             # The whole primary key: on PostgreSQL each row is looked up in its day's

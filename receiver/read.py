@@ -10,7 +10,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -104,7 +104,7 @@ def timeline(
     day = message_day(session=session, msgid=msgid)
     if day is None:
         return Page([], None)  # every event belongs to a message row
-    query = select(EVENT).where(of_message(EVENT, msgid, day))
+    query = select(*EVENT_SHOWN).where(of_message(EVENT, msgid, day))
     if after is not None:
         query = query.where(past(key, after))
     rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
@@ -225,6 +225,11 @@ def list_messages(
         limit,
         lambda m: encode("m", [m.created_at.isoformat(), m.msgid]),
     )
+
+
+# An event's columns but the raw record: all that a page shows and its cursor needs.
+# (The raw JSON is the widest column, and decoding it costs more than the rest.)
+EVENT_SHOWN: Final = tuple(column for column in EVENT.columns if column.name != "raw")
 
 
 def event_of(row: Mapping[Any, Any]) -> Event:

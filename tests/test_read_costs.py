@@ -1,5 +1,7 @@
-"""SQLite plans: hiding a recipient's UMS-level row looks its channel row up by the
-primary key, one row, never through every target of the message (quadratic)."""
+"""What reads cost, shown on SQLite (the statements are the same on PostgreSQL, whose
+plans tests/test_query_plans.py checks): hiding a recipient's UMS-level row looks its
+channel row up by the primary key, one row, never through every target of the message
+(quadratic); statements are compiled once; pages leave the raw records unread."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlmodel import Session
 
+from receiver import history
 from receiver import read as queries
 from receiver.bench_read import BROADCAST, READ_CHANNELKEY, broadcast_records
 from receiver.db import write_transaction
@@ -100,3 +103,14 @@ def test_read_statements_are_compiled_once_and_then_taken_from_the_cache(broadca
     compiled = [note for note in notes if not note.startswith("[raw sql]")]
     assert len(compiled) >= 10
     assert all(note.startswith("[cached since") for note in compiled), compiled
+
+
+def test_event_pages_leave_the_raw_records_unread(broadcast, statements):
+    with Session(broadcast) as session:
+        page = queries.timeline(session=session, msgid=BROADCAST, limit=20)
+        mine = history.recipient_events(session=session, recipient="u7", limit=20)
+    assert len(page.items) == 20 and mine.items
+    reads = [s for s in statements if "FROM event" in s]
+    assert len(reads) >= 2
+    for statement in reads:
+        assert "event.raw" not in statement and "event.params" in statement, statement
