@@ -4,6 +4,7 @@ grouped reads, never by reading its events."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,7 +13,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     and_,
+    bindparam,
     case,
     exists,
     false,
@@ -24,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.functions import FunctionElement
 
 from sender.ums.protocol import SYSTEM_SENDER, channel_name
@@ -44,7 +48,7 @@ MAX_ERRORS = 10
 _PROGRESS = STAGES[:4]
 
 
-def shown_target(days: Sequence[int] = ()) -> ColumnElement[bool]:
+def shown_target(days: Sequence[int] | BindParameter[Any] = ()) -> ColumnElement[bool]:
     """Hides a recipient's UMS-level row (sender 0, or none) once the recipient has a
     row on a real channel (``days``: the messages' days, when known, so that PostgreSQL
     plans that lookup on their partitions alone).
@@ -60,11 +64,19 @@ def shown_target(days: Sequence[int] = ()) -> ColumnElement[bool]:
     on_a_channel = exists().where(
         channel.c.msgid == TARGET.c.msgid,
         day == TARGET.c.day,  # the same message's: on PostgreSQL, one partition
-        day.in_(sorted(set(days))) if days else true(),
+        among_days(day, days),
         channel.c.recipient == TARGET.c.recipient,
         channel.c.sender.not_in((SYSTEM_SENDER, NO_SENDER)),
     )
     return or_(~system, ~on_a_channel)
+
+
+def among_days(column: Any, days: Sequence[int] | BindParameter[Any]) -> ColumnElement[bool]:
+    """``column`` is one of ``days`` (an expanding parameter, or the days themselves;
+    none known: any day)."""
+    if isinstance(days, BindParameter):
+        return column.in_(days)  # type: ignore[no-any-return]
+    return column.in_(sorted(set(days))) if days else true()
 
 
 class _NotIndexed(FunctionElement[int]):
@@ -115,22 +127,9 @@ def _failed(stage: StageColumns) -> ColumnElement[bool]:
 def funnels(session: Session, msgids: Sequence[str], days: Sequence[int] = ()) -> dict[str, Funnel]:
     """Each message's funnel, overall and per channel, in one grouped read (``days``:
     the messages' days, when known, so PostgreSQL reads their partitions alone)."""
-    wechatwk = TARGET.c.wechatwk_sender.is_not(None)
-    sums = []
-    for stage in STAGES:
-        sums += [
-            func.sum(case((_ok(stage), 1), else_=0)),
-            func.sum(case((_failed(stage), 1), else_=0)),
-        ]
+    known_days = sorted(set(days))
     rows = session.execute(
-        select(TARGET.c.msgid, TARGET.c.sender, wechatwk, func.count(), *sums)
-        .where(
-            TARGET.c.msgid.in_(msgids),
-            TARGET.c.day.in_(sorted(set(days))) if days else true(),
-            shown_target(days),
-        )
-        .group_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
-        .order_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+        _funnel_statement(bool(known_days)), {"msgids": list(msgids), "days": known_days}
     )
     channels: dict[str, list[ChannelFunnel]] = {msgid: [] for msgid in msgids}
     for msgid, sender, on_wechatwk, total, *figures in rows:
@@ -144,6 +143,30 @@ def funnels(session: Session, msgids: Sequence[str], days: Sequence[int] = ()) -
             )
         )
     return {msgid: _overall(rows) for msgid, rows in channels.items()}
+
+
+@functools.cache
+def _funnel_statement(by_day: bool) -> Select[Any]:
+    """The funnels' grouped read, built once (its expressions take milliseconds to
+    build, a list page's summaries read it at every request)."""
+    days: Any = bindparam("days", expanding=True) if by_day else ()
+    wechatwk = TARGET.c.wechatwk_sender.is_not(None)
+    sums = []
+    for stage in STAGES:
+        sums += [
+            func.sum(case((_ok(stage), 1), else_=0)),
+            func.sum(case((_failed(stage), 1), else_=0)),
+        ]
+    return (
+        select(TARGET.c.msgid, TARGET.c.sender, wechatwk, func.count(), *sums)
+        .where(
+            TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
+            among_days(TARGET.c.day, days),
+            shown_target(days),
+        )
+        .group_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+        .order_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+    )
 
 
 def _stage_funnel(total: int, figures: Sequence[int]) -> StageFunnel:

@@ -15,11 +15,12 @@ targets are found without reading its finished ones.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import StatusType
@@ -27,7 +28,7 @@ from sender.ums.protocol import StatusType
 from .config import DEFAULT_STALE_AFTER_MINUTES
 from .funnel import shown_target
 from .models import day_of
-from .store import MESSAGE, TARGET, of_messages
+from .store import MESSAGE, TARGET
 
 # The statuses after which UMS still has a report to make.
 WAITING_TYPES: Final[tuple[int, ...]] = (int(StatusType.TARGET_VALID), int(StatusType.SUBMITTED))
@@ -38,7 +39,13 @@ METRIC_HORIZON: Final = timedelta(days=7)
 
 def is_stale(*, stale_after: timedelta, now: datetime) -> ColumnElement[bool]:
     """Whether a target row is stale at ``now``."""
-    return and_(TARGET.c.type.in_(WAITING_TYPES), TARGET.c.updated_at < now - stale_after)
+    return quiet_since(now - stale_after)
+
+
+def quiet_since(moment: Any) -> ColumnElement[bool]:
+    """Whether a target row waits and nothing new came for it since ``moment`` (a time,
+    or a parameter for one)."""
+    return and_(TARGET.c.type.in_(WAITING_TYPES), TARGET.c.updated_at < moment)
 
 
 def stale_counts(
@@ -48,16 +55,29 @@ def stale_counts(
     (absent: none)."""
     if not messages:
         return {}
-    rows = session.execute(
+    given = {
+        "msgids": [m.msgid for m in messages],
+        "days": sorted({m.day for m in messages}),
+        "quiet_since": now - stale_after,
+    }
+    return {msgid: n for msgid, n in session.execute(_stale_counts_statement(), given)}
+
+
+@functools.cache
+def _stale_counts_statement() -> Select[Any]:
+    """:func:`stale_counts`' read, built once (a list page's summaries make it at
+    every request)."""
+    days: Any = bindparam("days", expanding=True)
+    return (
         select(TARGET.c.msgid, func.count())
         .where(
-            of_messages(TARGET, messages),
-            is_stale(stale_after=stale_after, now=now),
-            shown_target([m.day for m in messages]),
+            TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
+            TARGET.c.day.in_(days),
+            quiet_since(bindparam("quiet_since", type_=TARGET.c.updated_at.type)),
+            shown_target(days),
         )
         .group_by(TARGET.c.msgid)
     )
-    return {msgid: n for msgid, n in rows}
 
 
 def stale_targets(

@@ -3,10 +3,12 @@ send and a withdraw through this service, for any number of messages at once."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import STATUS_BY_TYPE, STATUSES
@@ -21,7 +23,7 @@ from .schemas.messages import (
     WithdrawFacts,
 )
 from .stale import DEFAULT_STALE_AFTER, stale_counts
-from .store import EVENT, TARGET, of_messages
+from .store import EVENT, TARGET
 
 
 def summaries(
@@ -39,33 +41,18 @@ def summaries(
     by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}
+    days = sorted({m.day for m in messages if m.day is not None})
     if msgids:
-        event_rows = session.execute(
-            select(
-                EVENT.c.msgid,
-                EVENT.c.type,
-                func.count(),
-                func.min(EVENT.c.occurred_at),
-                func.max(EVENT.c.occurred_at),
-            )
-            .where(of_messages(EVENT, messages))
-            .group_by(EVENT.c.msgid, EVENT.c.type)
-        )
-        for msgid, type_, n, earliest, latest in event_rows:
+        given = {"msgids": msgids, "days": days}
+        events_statement, targets_statement = _count_statements()
+        for msgid, type_, n, earliest, latest in session.execute(events_statement, given):
             counts[msgid][STATUS_BY_TYPE[type_]] = n
             first[msgid] = min(first.get(msgid, earliest), earliest)
             last[msgid] = max(last.get(msgid, latest), latest)
-        target_rows = session.execute(
-            select(TARGET.c.msgid, TARGET.c.type, func.count())
-            .where(
-                of_messages(TARGET, messages),
-                shown_target([m.day for m in messages if m.day is not None]),
-            )
-            .group_by(TARGET.c.msgid, TARGET.c.type)
-        )
+        target_rows = session.execute(targets_statement, given)
         for msgid, type_, n in target_rows:
             by_status[msgid][STATUS_BY_TYPE[type_]] = n
-    funnel_of = funnels(session, msgids, [m.day for m in messages if m.day is not None])
+    funnel_of = funnels(session, msgids, days)
     stale = stale_counts(session, messages, stale_after=stale_after, now=now)
     return [
         MessageSummary(
@@ -98,6 +85,31 @@ def summaries(
         )
         for m in messages
     ]
+
+
+@functools.cache
+def _count_statements() -> tuple[Select[Any], Select[Any]]:
+    """The summaries' reads of events by type and of shown targets by current type,
+    built once (parameters: the messages' msgids and days)."""
+    msgids: Any = bindparam("msgids", expanding=True)
+    days: Any = bindparam("days", expanding=True)
+    events = (
+        select(
+            EVENT.c.msgid,
+            EVENT.c.type,
+            func.count(),
+            func.min(EVENT.c.occurred_at),
+            func.max(EVENT.c.occurred_at),
+        )
+        .where(EVENT.c.msgid.in_(msgids), EVENT.c.day.in_(days))
+        .group_by(EVENT.c.msgid, EVENT.c.type)
+    )
+    targets = (
+        select(TARGET.c.msgid, TARGET.c.type, func.count())
+        .where(TARGET.c.msgid.in_(msgids), TARGET.c.day.in_(days), shown_target(days))
+        .group_by(TARGET.c.msgid, TARGET.c.type)
+    )
+    return events, targets
 
 
 def send_facts(message: Message, now: datetime) -> SendFacts | None:
