@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Table, and_, create_engine, select, text
@@ -184,7 +185,9 @@ def _compare_table(
     for k in found.changed[:SHOWN]:
         rows = [_row(engine, table, key, k, columns) for engine in (first, second)]
         differing = ", ".join(
-            f"{c} {rows[0][c]!r} / {rows[1][c]!r}" for c in columns if rows[0][c] != rows[1][c]
+            f"{c} {_shown(rows[0][c])} / {_shown(rows[1][c])}"
+            for c in columns
+            if rows[0][c] != rows[1][c]
         )
         found.details.append(f"{_named(key, k)}: {differing}")
     return found
@@ -216,6 +219,10 @@ def _row(
     )
     with engine.connect() as conn:
         return dict(conn.execute(stmt).one()._mapping)
+
+
+def _shown(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else repr(value)
 
 
 def _named(key: tuple[str, ...], values: tuple[Any, ...]) -> str:
