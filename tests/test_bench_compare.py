@@ -226,6 +226,8 @@ def _umstrack(*args: str) -> subprocess.CompletedProcess[str]:
         (["--compare-instances", "1,0", "--batches", "6"], "not two counts of servers"),
         (["--compare-instances", "1,2", "--batches", "6", "--url", "http://127.0.0.1:9"],
          "starts its own servers"),
+        (["--compare-instances", "1,2", "--batches", "6", "--instances", "2"],
+         "no --instances"),
         (["--compare-instances", "1,2", "--batches", "6", "--database-url", "sqlite:///x.db"],
          "on PostgreSQL, or none given"),
     ],

@@ -31,8 +31,9 @@ from .database import check_database
 @click.command(
     "bench",
     epilog="Reads UMS_CHANNELS (for --url without --channel). A server started here "
-    "listens on 127.0.0.1. Exit 1 when any batch was not acknowledged with 200 or the "
-    "database cannot be reached, 2 for a bad setting.",
+    "listens on 127.0.0.1. Exit 1 when any batch was not acknowledged with 200, the check "
+    "of what was stored or the comparison found a difference, or the database cannot be "
+    "reached; 2 for a bad setting.",
 )
 @click.option("--url", help="Base URL of a running receiver (default: start one here).")
 @click.option(
@@ -133,6 +134,8 @@ def command(
         workload=workload,
     )
     if compare:
+        if instances != 1:
+            fail("--compare-instances names each run's servers (no --instances)", code=2)
         _compare(compare, database_url, url, expired, channel, workers, options)
     if database_url:  # missing or unreachable: one line, exit 1
         database_url = normalize_database_url(database_url)
