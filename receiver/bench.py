@@ -1,13 +1,14 @@
 """``umstrack bench``: drive callback intake and print figures.
 
 N posters (threads, one keep-alive connection each) post 100-record batches of a
-workload (one broadcast's callbacks, or many small messages) as fast as the server
+workload (:mod:`receiver.bench_workload`) as fast as the server
 acknowledges them. Prints events/s, acknowledgement latency percentiles and the ratio
 to the database's own bulk-load rate (:mod:`receiver.ceiling`), then checks what was
 stored. Without ``--url`` it starts ``umstrack serve`` itself on free loopback ports
 (one server or several on the one database).
 
-With ``--during-purge N``: see :mod:`receiver.bench_purge`.
+With ``--during-purge N``: see :mod:`receiver.bench_purge`; with
+``--compare-instances``: :mod:`receiver.bench_compare`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import http.client
 import itertools
 import json
 import logging
-import os
 import tempfile
 import threading
 import time
@@ -26,25 +26,20 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy import Engine, text
 
 from sender.http import basic_auth_header
 from sender.ums.protocol import STATUS_BY_TYPE
 
 from . import ceiling
+from .bench_workload import Workload as Workload  # its users import it from here too
 from .ceiling import Ceiling
 from .config import Settings
 from .db import make_engine
 from .local import running_server
-from .status import RANK_BY_TYPE
 
 log = logging.getLogger(__name__)
 
 BENCH_CHANNEL = "benchchannel0000000000ab:benchsecret00000000000000"
-# Lifecycle of one recipient of a broadcast to the APP channel.
-_LIFECYCLE = ((0, 0), (2, 1), (4, 1), (6, 1))
 
 
 @dataclass
@@ -84,11 +79,6 @@ class Figures:
         return "\n".join(lines)
 
 
-# The workloads: one big broadcast's callbacks (every batch the same msgid), or many
-# small messages (a new msgid every batch).
-WORKLOADS = ("broadcast", "messages")
-
-
 @dataclass(frozen=True)
 class BenchOptions:
     """What to measure: the workload, posters, batch size, and for how long: ``seconds``
@@ -100,57 +90,6 @@ class BenchOptions:
     warmup: float = 5.0
     batches: int | None = None
     workload: str = "broadcast"
-
-
-class Workload:
-    """The bodies of a run's batches, made as they are asked for (a few microseconds a
-    record: the posters share the machine with the server they measure)."""
-
-    def __init__(self, kind: str, channelkey: str, batch_size: int, stamp: str) -> None:
-        if kind not in WORKLOADS:
-            raise ValueError(f"unknown workload {kind!r}: one of {', '.join(WORKLOADS)}")
-        self.kind, self.channelkey, self.batch_size = kind, channelkey, batch_size
-        self.msgid = f"v:1t:{stamp}p:{os.getpid()}n:{kind}{time.monotonic_ns() % 10**9}"
-        self.now = int(time.time())
-        self.made = 0  # bodies made so far: batches 0 to made - 1
-        self._lock = threading.Lock()  # posters make bodies at once
-
-    def records(self, index: int) -> list[dict[str, Any]]:
-        """Batch ``index``'s records."""
-        if self.kind == "broadcast":
-            return _records(self.msgid, self.channelkey, index * self.batch_size,
-                            self.batch_size, self.now)  # fmt: skip
-        return _records(f"{self.msgid}-{index}", self.channelkey, 0, self.batch_size, self.now)
-
-    def body(self, index: int) -> bytes:
-        with self._lock:
-            self.made = max(self.made, index + 1)
-        return json.dumps(self.records(index)).encode()
-
-    def expected(self) -> tuple[int, Counter[int]]:
-        """What the batches made so far must leave when each was stored once: how many
-        events, and the target rows (a recipient on one channel, or on none: its
-        validation) by current type, the best by the stage rule."""
-        best: dict[tuple[str, str, int], int] = {}
-        events = 0
-        for index in range(self.made):
-            for r in self.records(index):
-                events += 1
-                key = (r["msgid"], r["userid"], r["sender"])
-                if key not in best or RANK_BY_TYPE[r["type"]] > RANK_BY_TYPE[best[key]]:
-                    best[key] = r["type"]
-        return events, Counter(best.values())
-
-    def stored(self, engine: Engine) -> tuple[int, Counter[int]]:
-        """What the database holds of this run's messages: events, and targets by type."""
-        mine = "(msgid = :msgid OR msgid LIKE :prefix)"
-        given = {"msgid": self.msgid, "prefix": f"{self.msgid}-%"}
-        with engine.connect() as conn:
-            events = conn.execute(text(f"SELECT count(*) FROM event WHERE {mine}"), given)
-            targets = conn.execute(
-                text(f"SELECT type, count(*) FROM target WHERE {mine} GROUP BY type"), given
-            )
-            return events.scalar_one(), Counter({t: n for t, n in targets.all()})
 
 
 def run(urls: Sequence[str], channel: str, options: BenchOptions) -> tuple[Figures, Workload]:
@@ -176,28 +115,6 @@ def run(urls: Sequence[str], channel: str, options: BenchOptions) -> tuple[Figur
     numbers = itertools.count()  # next() on it is atomic: each batch is posted once
     _posters(urls, auth, lambda: workload.body(next(numbers)), options.posters, window)
     return window.finish(), workload
-
-
-def _records(msgid: str, channelkey: str, start: int, size: int, now: int) -> list[dict[str, Any]]:
-    """Records ``start`` to ``start + size`` of a message's callbacks: each recipient's
-    lifecycle (target valid, submitted, delivered, clicked) on the app channel."""
-    records = []
-    for n in range(start, start + size):
-        recipient, step = divmod(n, len(_LIFECYCLE))
-        type_, sender = _LIFECYCLE[step]
-        record: dict[str, Any] = {
-            "type": type_,
-            "channelkey": channelkey,
-            "msgid": msgid,
-            "userid": f"user{recipient}",
-            "sender": sender,
-            "sent_time": now + step,
-            "params": {"campaign": "bench"},
-        }
-        if sender == 1:
-            record.update(sender_id=f"1104a8979{recipient:010d}", app_platform=0, app_sender=1)
-        records.append(record)
-    return records
 
 
 class _Window:
@@ -256,6 +173,33 @@ def post_all(
     return window.figures
 
 
+def post_each(
+    urls: Sequence[str],
+    auth: str,
+    body: Callable[[int], bytes],
+    count: int | None,
+    posters: int,
+    *,
+    seconds: float | None = None,
+) -> Figures:
+    """Post ``body(0)`` to ``body(count - 1)`` (or on, while ``seconds`` last), each
+    exactly once, from ``posters`` threads spread over ``urls``; every one is timed."""
+    window = _Window(time.monotonic(), None, None)
+    numbers = itertools.count()  # next() on it is atomic: each batch is posted once
+    until = None if seconds is None else time.monotonic() + seconds
+
+    def next_body() -> bytes | None:
+        index = next(numbers)
+        if (count is not None and index >= count) or (until and time.monotonic() > until):
+            return None
+        return body(index)
+
+    started = time.monotonic()
+    _posters(urls, auth, next_body, posters, window)
+    window.figures.seconds = time.monotonic() - started
+    return window.figures
+
+
 def _posters(
     urls: Sequence[str],
     auth: str,
@@ -307,14 +251,30 @@ def measure_ceiling(database_url: str, channel: str, options: BenchOptions) -> C
         channelkey = channel.split(":", 1)[0]
         workload = Workload(options.workload, channelkey, options.batch_size, "ceiling")
         wanted = CEILING_ROWS.get(engine.dialect.name, CEILING_ROWS["sqlite"])
-        records = [
-            record
-            for index in range(max(wanted // options.batch_size, 1))
-            for record in workload.records(index)
-        ]
+        # Each record once: a record posted again (the mixed workload) is no new row.
+        records = list(
+            {
+                json.dumps(record, sort_keys=True): record
+                for index in range(max(wanted // options.batch_size, 1))
+                for record in workload.records(index)
+            }.values()
+        )
         return ceiling.measure(engine, ceiling.event_rows(records, channelkey=channelkey))
     finally:
         engine.dispose()
+
+
+def ceiling_report(ceilings: Sequence[Ceiling]) -> tuple[float | None, str]:
+    """The mean rate of the ceilings measured before and after a run (None when none
+    was), and the line that says so."""
+    if not ceilings:
+        return None, "ceiling      not measured (give --database-url with --url)"
+    rate = sum(c.rate for c in ceilings) / len(ceilings)
+    return rate, (
+        f"ceiling      {ceilings[0].how} {rate:,.0f} rows/s ("
+        + ", ".join(f"{c.rate:,.0f}" for c in ceilings)
+        + f" before and after; {ceilings[0].rows:,} rows into a table shaped like event)"
+    )
 
 
 @contextmanager

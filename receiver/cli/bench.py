@@ -5,20 +5,23 @@ from __future__ import annotations
 import tempfile
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..bench import (
     BENCH_CHANNEL,
-    WORKLOADS,
     BenchOptions,
     Checked,
     Figures,
+    ceiling_report,
     check,
     local_server,
     local_servers,
     measure_ceiling,
     run,
 )
+from ..bench_compare import compare_instances, fresh_databases
 from ..bench_purge import run_during_purge
+from ..bench_workload import WORKLOADS
 from ..ceiling import Ceiling
 from ..config import Settings, normalize_database_url
 from .common import configure_logging, fail
@@ -28,8 +31,9 @@ from .database import check_database
 @click.command(
     "bench",
     epilog="Reads UMS_CHANNELS (for --url without --channel). A server started here "
-    "listens on 127.0.0.1. Exit 1 when any batch was not acknowledged with 200 or the "
-    "database cannot be reached, 2 for a bad setting.",
+    "listens on 127.0.0.1. Exit 1 when any batch was not acknowledged with 200, the check "
+    "of what was stored or the comparison found a difference, or the database cannot be "
+    "reached; 2 for a bad setting.",
 )
 @click.option("--url", help="Base URL of a running receiver (default: start one here).")
 @click.option(
@@ -56,7 +60,9 @@ from .database import check_database
     type=click.Choice(WORKLOADS),
     default="broadcast",
     show_default=True,
-    help="broadcast: one message's callbacks; messages: a new msgid every batch.",
+    help="broadcast: one message's callbacks; messages: a new msgid every batch; "
+    "mixed: each recipient's records spread over 6 batches, out of order, with failures "
+    "and repeats.",
 )
 @click.option("--posters", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option(
@@ -86,6 +92,18 @@ from .database import check_database
     help="Also store this many expired events, then time intake again while a purge "
     "removes them; print both rates and their ratio (a server started here only).",
 )
+@click.option(
+    "--compare-instances",
+    "compare",
+    callback=lambda _ctx, _param, value: _instance_counts(value),
+    metavar="A,B",
+    help="Post the same --batches N batches on A servers, then on B, each run into a "
+    "fresh database (temporary SQLite files, or databases made on --database-url's "
+    "PostgreSQL server and dropped after); print both runs' figures and compare every "
+    "message, event and target they left (exit 1 on any difference). Needs --batches: "
+    "with --seconds the runs would post different amounts. --workload mixed tests the "
+    "stage rule; the others never have two batches write one target.",
+)
 def command(
     url: str | None,
     database_url: str | None,
@@ -99,6 +117,7 @@ def command(
     batches: int | None,
     batch_size: int,
     expired: int | None,
+    compare: tuple[int, int] | None,
 ) -> None:
     """Post callbacks in batches from concurrent posters; print events/s, acknowledgement
     latency p50/p99, and the ratio to the database's own bulk-load rate (PostgreSQL's
@@ -114,6 +133,10 @@ def command(
         batches=batches,
         workload=workload,
     )
+    if compare:
+        if instances != 1:
+            fail("--compare-instances names each run's servers (no --instances)", code=2)
+        _compare(compare, database_url, url, expired, channel, workers, options)
     if database_url:  # missing or unreachable: one line, exit 1
         database_url = normalize_database_url(database_url)
         check_database(Settings(database_url=database_url))
@@ -152,20 +175,61 @@ def command(
         f"workload     {workload}: {posters} posters, batches of {batch_size}, "
         f"{timed} after {warmup:g} s of warm-up"
     )
-    rate = None
-    if ceilings:
-        rate = sum(c.rate for c in ceilings) / len(ceilings)
-        click.echo(
-            f"ceiling      {ceilings[0].how} {rate:,.0f} rows/s ("
-            + ", ".join(f"{c.rate:,.0f}" for c in ceilings)
-            + f" before and after; {ceilings[0].rows:,} rows into a table shaped like event)"
-        )
-    else:
-        click.echo("ceiling      not measured (give --database-url with --url)")
+    rate, line = ceiling_report(ceilings)
+    click.echo(line)
     click.echo(figures.report(rate))
     if checked is not None:
         click.echo(checked.report())
     raise SystemExit(1 if figures.errors or (checked and not checked.holds) else 0)
+
+
+def _instance_counts(value: str | None) -> tuple[int, int] | None:
+    """``--compare-instances A,B``: two counts of servers, each at least 1."""
+    if value is None:
+        return None
+    try:
+        counts = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        counts = ()
+    if len(counts) != 2 or min(counts) < 1:
+        raise click.BadParameter(f"{value!r} is not two counts of servers, such as 1,2")
+    return counts[0], counts[1]
+
+
+def _compare(
+    counts: tuple[int, int],
+    database_url: str | None,
+    url: str | None,
+    expired: int | None,
+    channel: str | None,
+    workers: int | None,
+    options: BenchOptions,
+) -> None:
+    """``--compare-instances``: both runs, their comparison, and the exit status."""
+    if url or expired:
+        fail("--compare-instances starts its own servers (no --url, no --during-purge)", code=2)
+    if options.batches is None:
+        fail("--compare-instances needs --batches N: both runs must post the same", code=2)
+    if database_url:
+        database_url = normalize_database_url(database_url)
+        if not database_url.startswith("postgresql"):
+            fail("--compare-instances makes its databases on PostgreSQL, or none given: "
+                 "temporary SQLite files", code=2)  # fmt: skip
+        check_database(Settings(database_url=database_url))  # unreachable: exit 1
+    try:
+        with fresh_databases(database_url, 2) as urls:
+            comparison = compare_instances(urls, counts, channel or BENCH_CHANNEL, workers, options)
+    except RuntimeError as exc:  # a server exited, or never answered
+        fail(f"the receiver to bench did not start: {exc}", code=1)
+    except SQLAlchemyError as exc:  # the databases could not be made
+        fail(f"could not make the databases to compare in: {exc}", code=1)
+    click.echo(
+        f"workload     {options.workload}: the same {options.batches} batches of "
+        f"{options.batch_size} on {counts[0]} and on {counts[1]} servers, each run into a "
+        f"fresh database; {options.posters} posters, after {options.warmup:g} s of warm-up"
+    )
+    click.echo(comparison.report())
+    raise SystemExit(0 if comparison.holds else 1)
 
 
 def _measured(
