@@ -238,12 +238,23 @@ def _pages(reader: Reader, path: str, count: int) -> list[float]:
     return took
 
 
-def measure(url: str, held: Stored, repeats: int) -> list[Timing]:
+def since_for(engine: Engine, held: Stored) -> datetime:
+    """A ``since`` that a thousand small messages match (the newest), or all of them."""
+    index = max(held.small - 1_000, 0)
+    with engine.connect() as conn:
+        moment = conn.execute(
+            select(MESSAGE.c.created_at).where(MESSAGE.c.msgid == f"{SMALL_PREFIX}{index:09d}")
+        ).scalar_one_or_none()
+    return moment or datetime.now(UTC)
+
+
+def measure(url: str, held: Stored, repeats: int, since: datetime) -> list[Timing]:
     """Each read ``repeats`` times (pages: four or two times as many), after one
-    untimed round (the first request of each kind plans and caches)."""
+    untimed round (the first request of each kind plans and caches); ``since``: the
+    list's time filter."""
     reader = Reader(url, READ_TOKEN)
     m = _quoted(BROADCAST)
-    since = urllib.parse.quote(datetime.now(UTC).replace(microsecond=0).isoformat())
+    since_text = urllib.parse.quote(since.isoformat())
     orders = [f"o{(i * 7919) % max(held.small, 1)}" for i in range(repeats)]
 
     def each(paths: Sequence[str]) -> Callable[[], list[float]]:
@@ -266,14 +277,26 @@ def measure(url: str, held: Stored, repeats: int) -> list[Timing]:
         ("list ?param.order_id=", "median <= 20 ms",
          each([f"/api/messages?param.order_id={o}" for o in orders])),
         ("list ?since=", "median <= 20 ms",
-         each([f"/api/messages?since={since}&limit=20"] * repeats)),
+         each([f"/api/messages?since={since_text}&limit=20"] * repeats)),
     ]  # fmt: skip
     try:
         for _, _, read in reads:
             read()
+        _check_found(reader, [f"/api/messages?param.order_id={orders[0]}"] + [
+            f"/api/messages?{query}&limit=20"
+            for query in ("status=delivery_failed", f"since={since_text}")
+        ])  # fmt: skip
         return [Timing(name, goal, read()) for name, goal, read in reads]
     finally:
         reader.close()
+
+
+def _check_found(reader: Reader, lists: Sequence[str]) -> None:
+    """Each list read finds messages: a filter that finds none measures nothing."""
+    for path in lists:
+        found = len(reader.get(path)[1]["messages"])
+        if not found:
+            raise RuntimeError(f"GET {path} found no message: the data set is not as loaded")
 
 
 def report(events: int, timings: Sequence[Timing]) -> str:

@@ -15,6 +15,7 @@ from ..bench_read import (
     grow,
     measure,
     report,
+    since_for,
     stored,
 )
 from ..config import Settings, normalize_database_url
@@ -104,7 +105,8 @@ def read_command(
                         continue
                     held = grow(engine, held, size, broadcast_targets)
                     _settle(engine)
-                    click.echo(report(held.events, measure(server, held, repeats)), nl=True)
+                    since = since_for(engine, held)
+                    click.echo(report(held.events, measure(server, held, repeats, since)))
         except RuntimeError as exc:
             fail(str(exc), code=1)
         finally:
