@@ -75,7 +75,8 @@ def store_events(
 ) -> tuple[Counter[StoredKind], set[str]]:
     """Store checked callback records (``records_json`` is the same list as JSON
     text) as events of ``channelkey``, skipping any already stored, and merge them
-    into their targets; their messages are claimed first (:func:`claim_messages`).
+    into their targets; their messages are claimed first (:func:`claim_messages`, or
+    on PostgreSQL its equal in the server-side function).
     The records of a message another channel owns are not stored. Returns how many
     events were new, by kind, and the msgids of those other channels' messages."""
     if not records:

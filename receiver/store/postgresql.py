@@ -1,6 +1,9 @@
-"""PostgreSQL: a whole batch in one statement. The records go to the server as one JSON
-parameter; the statement extracts the fields, inserts the new events, folds them per
-target and merges the targets, leaving the client nearly nothing to do per record."""
+"""PostgreSQL: a whole batch in one call of a server-side function. The records go to the
+server as one JSON parameter; the function claims their messages (as
+:func:`receiver.store.claim_messages` does), then one statement extracts the fields,
+inserts the new events, folds them per target and merges the targets, leaving the client
+nearly nothing to do per record. The function's body is built here, from the same rules
+as the rest of the intake (:func:`function_body`), and made by a migration."""
 
 from __future__ import annotations
 
