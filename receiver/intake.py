@@ -23,7 +23,7 @@ from .schemas.body import read_body
 from .schemas.bounds import MAX_DEPTH, MAX_RECORDS
 from .schemas.records import BatchResult, UnreadableRecord, record_problems
 from .schemas.storable import unstorable
-from .store import StoredKind, claim_messages, digest, store_events, store_quarantine
+from .store import StoredKind, digest, store_events, store_quarantine
 
 log = logging.getLogger(__name__)
 _FOREIGN = "msgid belongs to another channel"
@@ -189,22 +189,18 @@ def _store(
     received_at: datetime,
     rejects: list[tuple[int, str, Any]],
 ) -> Counter[StoredKind]:
-    """Claim the messages, move records of another channel's message to ``rejects``,
-    store the rest; returns how many events were new, by kind."""
-    records = [record for _, record in good]
-    owners = claim_messages(session, records, channelkey=channelkey, now=received_at)
-    foreign = {msgid for msgid, owner in owners.items() if owner not in (None, channelkey)}
-    if foreign:
-        rejects += [(i, _FOREIGN, r) for i, r in good if r["msgid"] in foreign]
-        records = [record for record in records if record["msgid"] not in foreign]
-        good_json = json.dumps(records, ensure_ascii=False)
-    return store_events(
+    """Store the records, moving those of another channel's message to ``rejects``;
+    returns how many events were new, by kind."""
+    stored, foreign = store_events(
         session,
-        records=records,
+        records=[record for _, record in good],
         records_json=good_json,
         channelkey=channelkey,
         received_at=received_at,
     )
+    if foreign:
+        rejects += [(i, _FOREIGN, r) for i, r in good if r["msgid"] in foreign]
+    return stored
 
 
 def _store_one_by_one(

@@ -1,11 +1,14 @@
 """Bulk writes of the intake hot path: events, target statuses, quarantine.
 
 Two ways to the same rows. PostgreSQL: the whole batch goes to the server as one
-JSON parameter, and one statement extracts the fields, inserts the new events,
-folds them per target and merges the targets; on a small machine the client's
-CPU is what limits intake, and this leaves it nearly nothing to do per record.
-SQLite: the rows are built in Python, inserted with RETURNING, folded in Python
-and upserted. Both merge targets with the same rule, :func:`merge_target`.
+JSON parameter of one call of a server-side function (made by a migration from
+:func:`receiver.store.postgresql.function_body`), which claims the messages,
+extracts the fields, inserts the new events, folds them per target and merges the
+targets; on a small machine CPU is what limits intake, and this leaves the client
+nearly nothing to do per record and the server no statement to parse or plan again.
+SQLite: the messages are claimed (:func:`claim_messages`), the rows built in
+Python, inserted with RETURNING, folded in Python and upserted. Both merge targets
+with the same rule, :func:`merge_target`.
 
 Every batch takes its row locks in one order, messages, then events, then
 targets, each sorted by key, so that concurrent batches that touch the same rows
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 from sender.ums.protocol import TRACKING_PARAM
 
 from .portable import store_events_portable
-from .postgresql import STORE_POSTGRESQL
+from .postgresql import STORE_CALL
 from .statements import (
     EVENT,
     MESSAGE,
@@ -69,20 +72,34 @@ def store_events(
     records_json: str,
     channelkey: str,
     received_at: datetime,
-) -> Counter[StoredKind]:
+) -> tuple[Counter[StoredKind], set[str]]:
     """Store checked callback records (``records_json`` is the same list as JSON
     text) as events of ``channelkey``, skipping any already stored, and merge them
-    into their targets; their messages are claimed first (:func:`claim_messages`).
-    Returns how many events were new, by kind."""
+    into their targets; their messages are claimed first (:func:`claim_messages`, or
+    on PostgreSQL its equal in the server-side function).
+    The records of a message another channel owns are not stored. Returns how many
+    events were new, by kind, and the msgids of those other channels' messages."""
     if not records:
-        return Counter()
+        return Counter(), set()
     if session.get_bind().dialect.name == "postgresql":
         rows = session.execute(
-            STORE_POSTGRESQL,
+            STORE_CALL,
             {"records": records_json, "channelkey": channelkey, "received_at": received_at},
         )
-        return Counter({(sender, wechatwk, type_): n for sender, wechatwk, type_, n in rows})
-    return store_events_portable(session, records, channelkey=channelkey, now=received_at)
+        stored: Counter[StoredKind] = Counter()
+        foreign = set()
+        for sender, wechatwk, type_, n, msgid in rows:
+            if msgid is None:
+                stored[(sender, wechatwk, type_)] = n
+            else:
+                foreign.add(msgid)
+        return stored, foreign
+    owners = claim_messages(session, records, channelkey=channelkey, now=received_at)
+    foreign = {msgid for msgid, owner in owners.items() if owner not in (None, channelkey)}
+    own = [record for record in records if record["msgid"] not in foreign]
+    if not own:
+        return Counter(), foreign
+    return store_events_portable(session, own, channelkey=channelkey, now=received_at), foreign
 
 
 def claim_messages(
