@@ -33,7 +33,16 @@ from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sender.ums.protocol import TRACKING_PARAM
 
 from ..status import RANK_BY_TYPE
-from .statements import EVENT, MESSAGE, MILLISECONDS_FROM, NO_SENDER, STAGES, TARGET, merge_target
+from .statements import (
+    EVENT,
+    MESSAGE,
+    MILLISECONDS_FROM,
+    NO_SENDER,
+    STAGES,
+    TARGET,
+    error_order,
+    merge_target,
+)
 
 _TYPE_BY_RANK = {rank: type_ for type_, rank in RANK_BY_TYPE.items()}
 
@@ -166,7 +175,11 @@ def _stages_of(new: Any) -> dict[str, Any]:
 
         def earliest_failure(column: Any, failure: int = stage.failure) -> Any:
             ordered = postgresql.array_agg(  # type: ignore[no-untyped-call]
-                aggregate_order_by(column, new.c.occurred_at)
+                aggregate_order_by(
+                    column,
+                    new.c.occurred_at,
+                    *error_order(new.c.error_code, new.c.error_message),
+                )
             )
             return ordered.filter(new.c.type == failure)[1]
 

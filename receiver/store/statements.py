@@ -13,6 +13,7 @@ from sqlalchemy import (
     Table,
     and_,
     case,
+    false,
     func,
     or_,
     select,
@@ -108,18 +109,43 @@ STAGE_BY_TYPE: dict[int, StageColumns] = {
 def merge_stages(new: Any, old: Any) -> dict[str, Any]:
     """SET clause merging each stage of a proposed target row into the stored one by the
     status rule: a success beats a failure, an equal status keeps the earlier time (and
-    that time's error)."""
+    that time's error); two failures at the same time keep the lower error
+    (:func:`lower_error`), so that the order they arrive in never decides."""
     merged: dict[str, Any] = {}
     for stage in STAGES:
         new_type, old_type = new[stage.type], old[stage.type]
+        same_time = and_(new_type == old_type, new[stage.at] == old[stage.at])
         better = or_(
             and_(new_type.is_not(None), old_type.is_(None)),
             new_type < old_type,
             and_(new_type == old_type, new[stage.at] < old[stage.at]),
+            and_(same_time, lower_error(new, old, stage)) if stage.error_columns else false(),
         )
         for column in (stage.type, stage.at, *stage.error_columns):
             merged[column] = case((better, new[column]), else_=old[column])
     return merged
+
+
+def lower_error(new: Any, old: Any, stage: StageColumns) -> Any:
+    """Whether ``new``'s error of ``stage`` comes before ``old``'s: by code, then by
+    message, none before any (the order :func:`error_order` sorts a batch's failures
+    in)."""
+    (new_code, new_message), (old_code, old_message) = (
+        (row[column] for column in stage.error_columns) for row in (new, old)
+    )
+    return or_(
+        and_(new_code.is_(None), old_code.is_not(None)),
+        new_code < old_code,
+        and_(
+            new_code.is_not_distinct_from(old_code),
+            or_(and_(new_message.is_(None), old_message.is_not(None)), new_message < old_message),
+        ),
+    )
+
+
+def error_order(code: Any, message: Any) -> tuple[Any, Any]:
+    """ORDER BY terms putting failures of one time in :func:`lower_error`'s order."""
+    return code.asc().nulls_first(), message.asc().nulls_first()
 
 
 def merge_target(stmt: Any) -> dict[str, Any]:
