@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, literal_column, select, true
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.types import Text
+from sqlalchemy.types import Integer, Text
 
 from ..status import RANK_BY_TYPE
 from .statements import (
@@ -150,14 +150,22 @@ def _occurred_text(sent_time: int) -> str:
     )
 
 
+def _constant(value: int) -> Any:
+    """An integer written into the statement: the same aggregate written twice is then
+    the same expression to SQLite, which computes it once."""
+    return literal_column(str(int(value)), Integer)
+
+
 def _build_merge_targets() -> Any:
     """INSERT INTO target SELECT (the new events folded per target) ON CONFLICT DO UPDATE
     (merge_target); parameters :rowids (a JSON array of the new events' rowids) and
     :updated_at."""
     rowids = func.json_each(bindparam("rowids", type_=Text)).table_valued("value")
     recipient = func.coalesce(EVENT.c.userid, EVENT.c.sender_id)
-    sender = func.coalesce(EVENT.c.sender, NO_SENDER)
-    rank = case(RANK_BY_TYPE, value=EVENT.c.type)
+    sender = func.coalesce(EVENT.c.sender, _constant(NO_SENDER))
+    rank = case(
+        *((EVENT.c.type == _constant(type_), _constant(r)) for type_, r in RANK_BY_TYPE.items())
+    )
     per_target = [EVENT.c.msgid, recipient, sender, EVENT.c.day]
     new = (
         select(
@@ -173,10 +181,6 @@ def _build_merge_targets() -> Any:
             EVENT.c.occurred_at,
             EVENT.c.error_code,
             EVENT.c.error_message,
-            # 1: the target's best event (highest rank, then earliest).
-            func.row_number()
-            .over(partition_by=per_target, order_by=[rank.desc(), EVENT.c.occurred_at])
-            .label("place"),
             # 1: the earliest of the target's events of its type.
             func.row_number()
             .over(partition_by=[*per_target, EVENT.c.type], order_by=EVENT.c.occurred_at)
@@ -186,7 +190,14 @@ def _build_merge_targets() -> Any:
         .where(recipient.is_not(None))  # an event of the message as a whole: no target
         .subquery("new")
     )
-    best = new.c.place == 1
+    # When each type was first reached among the target's new events (NULL: never).
+    reached = {
+        type_: func.min(new.c.occurred_at).filter(new.c.type == _constant(type_))
+        for type_ in RANK_BY_TYPE
+    }
+    # A rank is one type's: the best type is that of the highest rank, reached when the
+    # earliest event of that type happened.
+    best = func.max(new.c.rank)
     folded: dict[str, Any] = {
         "msgid": new.c.msgid,
         "recipient": new.c.recipient,
@@ -195,12 +206,12 @@ def _build_merge_targets() -> Any:
         "userid": func.max(new.c.userid),
         "sender_id": func.max(new.c.sender_id),
         "wechatwk_sender": func.max(new.c.wechatwk_sender),
-        "type": func.max(new.c.type).filter(best),
-        "rank": func.max(new.c.rank),
-        "reached_at": func.max(new.c.occurred_at).filter(best),
+        "type": case(*((best == _constant(r), _constant(t)) for t, r in RANK_BY_TYPE.items())),
+        "rank": best,
+        "reached_at": case(*((best == _constant(r), reached[t]) for t, r in RANK_BY_TYPE.items())),
         "event_count": func.count(),
         "updated_at": bindparam("updated_at", type_=TARGET.c.updated_at.type),
-        **_stages_of(new),
+        **_stages_of(new, reached),
     }
     target_columns = [c.name for c in TARGET.columns]
     rows = (
@@ -216,21 +227,24 @@ def _build_merge_targets() -> Any:
     )
 
 
-def _stages_of(new: Any) -> dict[str, Any]:
+def _stages_of(new: Any, reached: dict[int, Any]) -> dict[str, Any]:
     """Each stage of a target among its new events, by the status rule: a success (its
     earliest time) beats a failure (its earliest time and error)."""
     columns: dict[str, Any] = {}
     for stage in STAGES:
-        ok_at = func.min(new.c.occurred_at).filter(new.c.type == stage.ok)
+        ok_at = reached[stage.ok]
         if stage.failure is None:
-            columns[stage.type] = case((ok_at.is_not(None), stage.ok))
+            columns[stage.type] = case((ok_at.is_not(None), _constant(stage.ok)))
             columns[stage.at] = ok_at
             continue
-        failed_at = func.min(new.c.occurred_at).filter(new.c.type == stage.failure)
-        earliest_failure = and_(new.c.type == stage.failure, new.c.first == 1)
+        failed_at = reached[stage.failure]
+        earliest_failure = and_(
+            new.c.type == _constant(stage.failure), new.c.first == _constant(1)
+        )
         code, message = stage.error_columns
         columns[stage.type] = case(
-            (ok_at.is_not(None), stage.ok), (failed_at.is_not(None), stage.failure)
+            (ok_at.is_not(None), _constant(stage.ok)),
+            (failed_at.is_not(None), _constant(stage.failure)),
         )
         columns[stage.at] = func.coalesce(ok_at, failed_at)
         columns[code] = case(
