@@ -238,18 +238,14 @@ def _stages_of(new: Any, reached: dict[int, Any]) -> dict[str, Any]:
             columns[stage.at] = ok_at
             continue
         failed_at = reached[stage.failure]
-        earliest_failure = and_(
-            new.c.type == _constant(stage.failure), new.c.first == _constant(1)
-        )
+        earliest_failure = and_(new.c.type == _constant(stage.failure), new.c.first == _constant(1))
         code, message = stage.error_columns
         columns[stage.type] = case(
             (ok_at.is_not(None), _constant(stage.ok)),
             (failed_at.is_not(None), _constant(stage.failure)),
         )
         columns[stage.at] = func.coalesce(ok_at, failed_at)
-        columns[code] = case(
-            (ok_at.is_(None), func.max(new.c.error_code).filter(earliest_failure))
-        )
+        columns[code] = case((ok_at.is_(None), func.max(new.c.error_code).filter(earliest_failure)))
         columns[message] = case(
             (ok_at.is_(None), func.max(new.c.error_message).filter(earliest_failure))
         )
