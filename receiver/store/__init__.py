@@ -4,8 +4,10 @@ Two ways to the same rows. PostgreSQL: the whole batch goes to the server as one
 JSON parameter, and one statement extracts the fields, inserts the new events,
 folds them per target and merges the targets; on a small machine the client's
 CPU is what limits intake, and this leaves it nearly nothing to do per record.
-SQLite: the rows are built in Python, inserted with RETURNING, folded in Python
-and upserted. Both merge targets with the same rule, :func:`merge_target`.
+SQLite: the event rows are built in Python as plain values and inserted in one
+multi-row statement that returns the new ones; a second statement folds those per
+target and merges the targets. Both merge targets with the same rule,
+:func:`merge_target`.
 
 Every batch takes its row locks in one order, messages, then events, then
 targets, each sorted by key, so that concurrent batches that touch the same rows
