@@ -6,9 +6,10 @@ JSON parameter of one call of a server-side function (made by a migration from
 extracts the fields, inserts the new events, folds them per target and merges the
 targets; on a small machine CPU is what limits intake, and this leaves the client
 nearly nothing to do per record and the server no statement to parse or plan again.
-SQLite: the messages are claimed (:func:`claim_messages`), the rows built in
-Python, inserted with RETURNING, folded in Python and upserted. Both merge targets
-with the same rule, :func:`merge_target`.
+SQLite: the messages are claimed (:func:`claim_messages`), the event rows built in
+Python as plain values and inserted in one multi-row statement that returns the new
+ones; a second statement folds those per target and merges the targets. Both merge
+targets with the same rule, :func:`merge_target`.
 
 Every batch takes its row locks in one order, messages, then events, then
 targets, each sorted by key, so that concurrent batches that touch the same rows
