@@ -208,14 +208,14 @@ def test_more_records_than_one_statement_holds(engine):
     now = datetime.now(UTC)
     with write_transaction(engine) as session:
         claim_messages(session, records, channelkey=CHANNEL, now=now)
-        stored = store_events(
+        stored, foreign = store_events(
             session,
             records=records,
             records_json=json.dumps(records, ensure_ascii=False),
             channelkey=CHANNEL,
             received_at=now,
         )
-    assert stored.total() == MAX_ROWS + 1
+    assert stored.total() == MAX_ROWS + 1 and not foreign
     assert len(targets(engine)) == MAX_ROWS + 1
     with pytest.raises(ValueError):
         add_events_sql(MAX_ROWS + 1)
