@@ -42,7 +42,6 @@ from .statements import (
     StoredKind,
     digest,
     of_message,
-    of_messages,
     statements,
 )
 
@@ -59,7 +58,6 @@ __all__ = [
     "claim_messages",
     "digest",
     "of_message",
-    "of_messages",
     "record_send",
     "store_events",
     "store_quarantine",

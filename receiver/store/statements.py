@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,15 +49,6 @@ def of_message(table: Table, msgid: str, day: int | None = None) -> Any:
     if day is None:
         known = select(MESSAGE.c.day).where(MESSAGE.c.msgid == msgid).scalar_subquery()
     return and_(table.c.msgid == msgid, table.c.day == known)
-
-
-def of_messages(table: Table, messages: Sequence[Any]) -> Any:
-    """The rows of ``table`` (event, target) of these messages (rows of the message
-    table), named with their days as well: PostgreSQL reads those days' partitions."""
-    return and_(
-        table.c.msgid.in_([m.msgid for m in messages]),
-        table.c.day.in_(sorted({m.day for m in messages})),
-    )
 
 
 def digest(data: bytes) -> str:
