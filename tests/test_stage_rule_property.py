@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlmodel import Session, col
@@ -249,6 +249,14 @@ def check(engine: Engine, prefix: str, records: list[dict[str, Any]], answers: l
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(scenario=scenarios(max_records=12))
+# Two failures of one time, the second batch's error the lower: it must replace the first.
+@example(
+    scenario=Scenario(
+        targets=((0, 0, 1, False),),
+        records=((0, 3, 0, 1), (0, 3, 0, 0), (0, 0, 0, 0)),
+        batches=((0,), (1, 2)),
+    )
+)
 def test_stage_rule_whatever_the_order_repeats_and_batches(engine, scenario):
     prefix = f"prop-{uuid.uuid4().hex}"
     records, batches = scenario.build(prefix)

@@ -190,129 +190,129 @@ BEGIN
       excluded.validation_type < target.validation_type OR excluded.validation_type =
       target.validation_type AND excluded.validation_at < target.validation_at OR
       excluded.validation_type = target.validation_type AND excluded.validation_at =
-      target.validation_at AND (target.validation_error_code IS NULL AND
-      target.validation_error_code IS NOT NULL OR target.validation_error_code <
-      target.validation_error_code OR target.validation_error_code IS NOT DISTINCT FROM
-      target.validation_error_code AND (target.validation_error_message IS NULL AND
-      target.validation_error_message IS NOT NULL OR target.validation_error_message <
+      target.validation_at AND (excluded.validation_error_code IS NULL AND
+      target.validation_error_code IS NOT NULL OR excluded.validation_error_code <
+      target.validation_error_code OR excluded.validation_error_code IS NOT DISTINCT FROM
+      target.validation_error_code AND (excluded.validation_error_message IS NULL AND
+      target.validation_error_message IS NOT NULL OR excluded.validation_error_message <
       target.validation_error_message))) THEN excluded.validation_type ELSE
       target.validation_type END, validation_at = CASE WHEN (excluded.validation_type IS
       NOT NULL AND target.validation_type IS NULL OR excluded.validation_type <
       target.validation_type OR excluded.validation_type = target.validation_type AND
       excluded.validation_at < target.validation_at OR excluded.validation_type =
       target.validation_type AND excluded.validation_at = target.validation_at AND
-      (target.validation_error_code IS NULL AND target.validation_error_code IS NOT NULL
-      OR target.validation_error_code < target.validation_error_code OR
-      target.validation_error_code IS NOT DISTINCT FROM target.validation_error_code AND
-      (target.validation_error_message IS NULL AND target.validation_error_message IS NOT
-      NULL OR target.validation_error_message < target.validation_error_message))) THEN
-      excluded.validation_at ELSE target.validation_at END, validation_error_code = CASE
-      WHEN (excluded.validation_type IS NOT NULL AND target.validation_type IS NULL OR
-      excluded.validation_type < target.validation_type OR excluded.validation_type =
+      (excluded.validation_error_code IS NULL AND target.validation_error_code IS NOT NULL
+      OR excluded.validation_error_code < target.validation_error_code OR
+      excluded.validation_error_code IS NOT DISTINCT FROM target.validation_error_code AND
+      (excluded.validation_error_message IS NULL AND target.validation_error_message IS
+      NOT NULL OR excluded.validation_error_message < target.validation_error_message)))
+      THEN excluded.validation_at ELSE target.validation_at END, validation_error_code =
+      CASE WHEN (excluded.validation_type IS NOT NULL AND target.validation_type IS NULL
+      OR excluded.validation_type < target.validation_type OR excluded.validation_type =
       target.validation_type AND excluded.validation_at < target.validation_at OR
       excluded.validation_type = target.validation_type AND excluded.validation_at =
-      target.validation_at AND (target.validation_error_code IS NULL AND
-      target.validation_error_code IS NOT NULL OR target.validation_error_code <
-      target.validation_error_code OR target.validation_error_code IS NOT DISTINCT FROM
-      target.validation_error_code AND (target.validation_error_message IS NULL AND
-      target.validation_error_message IS NOT NULL OR target.validation_error_message <
+      target.validation_at AND (excluded.validation_error_code IS NULL AND
+      target.validation_error_code IS NOT NULL OR excluded.validation_error_code <
+      target.validation_error_code OR excluded.validation_error_code IS NOT DISTINCT FROM
+      target.validation_error_code AND (excluded.validation_error_message IS NULL AND
+      target.validation_error_message IS NOT NULL OR excluded.validation_error_message <
       target.validation_error_message))) THEN excluded.validation_error_code ELSE
       target.validation_error_code END, validation_error_message = CASE WHEN
       (excluded.validation_type IS NOT NULL AND target.validation_type IS NULL OR
       excluded.validation_type < target.validation_type OR excluded.validation_type =
       target.validation_type AND excluded.validation_at < target.validation_at OR
       excluded.validation_type = target.validation_type AND excluded.validation_at =
-      target.validation_at AND (target.validation_error_code IS NULL AND
-      target.validation_error_code IS NOT NULL OR target.validation_error_code <
-      target.validation_error_code OR target.validation_error_code IS NOT DISTINCT FROM
-      target.validation_error_code AND (target.validation_error_message IS NULL AND
-      target.validation_error_message IS NOT NULL OR target.validation_error_message <
+      target.validation_at AND (excluded.validation_error_code IS NULL AND
+      target.validation_error_code IS NOT NULL OR excluded.validation_error_code <
+      target.validation_error_code OR excluded.validation_error_code IS NOT DISTINCT FROM
+      target.validation_error_code AND (excluded.validation_error_message IS NULL AND
+      target.validation_error_message IS NOT NULL OR excluded.validation_error_message <
       target.validation_error_message))) THEN excluded.validation_error_message ELSE
       target.validation_error_message END, submission_type = CASE WHEN
       (excluded.submission_type IS NOT NULL AND target.submission_type IS NULL OR
       excluded.submission_type < target.submission_type OR excluded.submission_type =
       target.submission_type AND excluded.submission_at < target.submission_at OR
       excluded.submission_type = target.submission_type AND excluded.submission_at =
-      target.submission_at AND (target.submission_error_code IS NULL AND
-      target.submission_error_code IS NOT NULL OR target.submission_error_code <
-      target.submission_error_code OR target.submission_error_code IS NOT DISTINCT FROM
-      target.submission_error_code AND (target.submission_error_message IS NULL AND
-      target.submission_error_message IS NOT NULL OR target.submission_error_message <
+      target.submission_at AND (excluded.submission_error_code IS NULL AND
+      target.submission_error_code IS NOT NULL OR excluded.submission_error_code <
+      target.submission_error_code OR excluded.submission_error_code IS NOT DISTINCT FROM
+      target.submission_error_code AND (excluded.submission_error_message IS NULL AND
+      target.submission_error_message IS NOT NULL OR excluded.submission_error_message <
       target.submission_error_message))) THEN excluded.submission_type ELSE
       target.submission_type END, submission_at = CASE WHEN (excluded.submission_type IS
       NOT NULL AND target.submission_type IS NULL OR excluded.submission_type <
       target.submission_type OR excluded.submission_type = target.submission_type AND
       excluded.submission_at < target.submission_at OR excluded.submission_type =
       target.submission_type AND excluded.submission_at = target.submission_at AND
-      (target.submission_error_code IS NULL AND target.submission_error_code IS NOT NULL
-      OR target.submission_error_code < target.submission_error_code OR
-      target.submission_error_code IS NOT DISTINCT FROM target.submission_error_code AND
-      (target.submission_error_message IS NULL AND target.submission_error_message IS NOT
-      NULL OR target.submission_error_message < target.submission_error_message))) THEN
-      excluded.submission_at ELSE target.submission_at END, submission_error_code = CASE
-      WHEN (excluded.submission_type IS NOT NULL AND target.submission_type IS NULL OR
-      excluded.submission_type < target.submission_type OR excluded.submission_type =
+      (excluded.submission_error_code IS NULL AND target.submission_error_code IS NOT NULL
+      OR excluded.submission_error_code < target.submission_error_code OR
+      excluded.submission_error_code IS NOT DISTINCT FROM target.submission_error_code AND
+      (excluded.submission_error_message IS NULL AND target.submission_error_message IS
+      NOT NULL OR excluded.submission_error_message < target.submission_error_message)))
+      THEN excluded.submission_at ELSE target.submission_at END, submission_error_code =
+      CASE WHEN (excluded.submission_type IS NOT NULL AND target.submission_type IS NULL
+      OR excluded.submission_type < target.submission_type OR excluded.submission_type =
       target.submission_type AND excluded.submission_at < target.submission_at OR
       excluded.submission_type = target.submission_type AND excluded.submission_at =
-      target.submission_at AND (target.submission_error_code IS NULL AND
-      target.submission_error_code IS NOT NULL OR target.submission_error_code <
-      target.submission_error_code OR target.submission_error_code IS NOT DISTINCT FROM
-      target.submission_error_code AND (target.submission_error_message IS NULL AND
-      target.submission_error_message IS NOT NULL OR target.submission_error_message <
+      target.submission_at AND (excluded.submission_error_code IS NULL AND
+      target.submission_error_code IS NOT NULL OR excluded.submission_error_code <
+      target.submission_error_code OR excluded.submission_error_code IS NOT DISTINCT FROM
+      target.submission_error_code AND (excluded.submission_error_message IS NULL AND
+      target.submission_error_message IS NOT NULL OR excluded.submission_error_message <
       target.submission_error_message))) THEN excluded.submission_error_code ELSE
       target.submission_error_code END, submission_error_message = CASE WHEN
       (excluded.submission_type IS NOT NULL AND target.submission_type IS NULL OR
       excluded.submission_type < target.submission_type OR excluded.submission_type =
       target.submission_type AND excluded.submission_at < target.submission_at OR
       excluded.submission_type = target.submission_type AND excluded.submission_at =
-      target.submission_at AND (target.submission_error_code IS NULL AND
-      target.submission_error_code IS NOT NULL OR target.submission_error_code <
-      target.submission_error_code OR target.submission_error_code IS NOT DISTINCT FROM
-      target.submission_error_code AND (target.submission_error_message IS NULL AND
-      target.submission_error_message IS NOT NULL OR target.submission_error_message <
+      target.submission_at AND (excluded.submission_error_code IS NULL AND
+      target.submission_error_code IS NOT NULL OR excluded.submission_error_code <
+      target.submission_error_code OR excluded.submission_error_code IS NOT DISTINCT FROM
+      target.submission_error_code AND (excluded.submission_error_message IS NULL AND
+      target.submission_error_message IS NOT NULL OR excluded.submission_error_message <
       target.submission_error_message))) THEN excluded.submission_error_message ELSE
       target.submission_error_message END, delivery_type = CASE WHEN
       (excluded.delivery_type IS NOT NULL AND target.delivery_type IS NULL OR
       excluded.delivery_type < target.delivery_type OR excluded.delivery_type =
       target.delivery_type AND excluded.delivery_at < target.delivery_at OR
       excluded.delivery_type = target.delivery_type AND excluded.delivery_at =
-      target.delivery_at AND (target.delivery_error_code IS NULL AND
-      target.delivery_error_code IS NOT NULL OR target.delivery_error_code <
-      target.delivery_error_code OR target.delivery_error_code IS NOT DISTINCT FROM
-      target.delivery_error_code AND (target.delivery_error_message IS NULL AND
-      target.delivery_error_message IS NOT NULL OR target.delivery_error_message <
+      target.delivery_at AND (excluded.delivery_error_code IS NULL AND
+      target.delivery_error_code IS NOT NULL OR excluded.delivery_error_code <
+      target.delivery_error_code OR excluded.delivery_error_code IS NOT DISTINCT FROM
+      target.delivery_error_code AND (excluded.delivery_error_message IS NULL AND
+      target.delivery_error_message IS NOT NULL OR excluded.delivery_error_message <
       target.delivery_error_message))) THEN excluded.delivery_type ELSE
       target.delivery_type END, delivery_at = CASE WHEN (excluded.delivery_type IS NOT
       NULL AND target.delivery_type IS NULL OR excluded.delivery_type <
       target.delivery_type OR excluded.delivery_type = target.delivery_type AND
       excluded.delivery_at < target.delivery_at OR excluded.delivery_type =
       target.delivery_type AND excluded.delivery_at = target.delivery_at AND
-      (target.delivery_error_code IS NULL AND target.delivery_error_code IS NOT NULL OR
-      target.delivery_error_code < target.delivery_error_code OR
-      target.delivery_error_code IS NOT DISTINCT FROM target.delivery_error_code AND
-      (target.delivery_error_message IS NULL AND target.delivery_error_message IS NOT NULL
-      OR target.delivery_error_message < target.delivery_error_message))) THEN
+      (excluded.delivery_error_code IS NULL AND target.delivery_error_code IS NOT NULL OR
+      excluded.delivery_error_code < target.delivery_error_code OR
+      excluded.delivery_error_code IS NOT DISTINCT FROM target.delivery_error_code AND
+      (excluded.delivery_error_message IS NULL AND target.delivery_error_message IS NOT
+      NULL OR excluded.delivery_error_message < target.delivery_error_message))) THEN
       excluded.delivery_at ELSE target.delivery_at END, delivery_error_code = CASE WHEN
       (excluded.delivery_type IS NOT NULL AND target.delivery_type IS NULL OR
       excluded.delivery_type < target.delivery_type OR excluded.delivery_type =
       target.delivery_type AND excluded.delivery_at < target.delivery_at OR
       excluded.delivery_type = target.delivery_type AND excluded.delivery_at =
-      target.delivery_at AND (target.delivery_error_code IS NULL AND
-      target.delivery_error_code IS NOT NULL OR target.delivery_error_code <
-      target.delivery_error_code OR target.delivery_error_code IS NOT DISTINCT FROM
-      target.delivery_error_code AND (target.delivery_error_message IS NULL AND
-      target.delivery_error_message IS NOT NULL OR target.delivery_error_message <
+      target.delivery_at AND (excluded.delivery_error_code IS NULL AND
+      target.delivery_error_code IS NOT NULL OR excluded.delivery_error_code <
+      target.delivery_error_code OR excluded.delivery_error_code IS NOT DISTINCT FROM
+      target.delivery_error_code AND (excluded.delivery_error_message IS NULL AND
+      target.delivery_error_message IS NOT NULL OR excluded.delivery_error_message <
       target.delivery_error_message))) THEN excluded.delivery_error_code ELSE
       target.delivery_error_code END, delivery_error_message = CASE WHEN
       (excluded.delivery_type IS NOT NULL AND target.delivery_type IS NULL OR
       excluded.delivery_type < target.delivery_type OR excluded.delivery_type =
       target.delivery_type AND excluded.delivery_at < target.delivery_at OR
       excluded.delivery_type = target.delivery_type AND excluded.delivery_at =
-      target.delivery_at AND (target.delivery_error_code IS NULL AND
-      target.delivery_error_code IS NOT NULL OR target.delivery_error_code <
-      target.delivery_error_code OR target.delivery_error_code IS NOT DISTINCT FROM
-      target.delivery_error_code AND (target.delivery_error_message IS NULL AND
-      target.delivery_error_message IS NOT NULL OR target.delivery_error_message <
+      target.delivery_at AND (excluded.delivery_error_code IS NULL AND
+      target.delivery_error_code IS NOT NULL OR excluded.delivery_error_code <
+      target.delivery_error_code OR excluded.delivery_error_code IS NOT DISTINCT FROM
+      target.delivery_error_code AND (excluded.delivery_error_message IS NULL AND
+      target.delivery_error_message IS NOT NULL OR excluded.delivery_error_message <
       target.delivery_error_message))) THEN excluded.delivery_error_message ELSE
       target.delivery_error_message END, engagement_type = CASE WHEN
       (excluded.engagement_type IS NOT NULL AND target.engagement_type IS NULL OR
@@ -327,43 +327,43 @@ BEGIN
       excluded.withdrawal_type < target.withdrawal_type OR excluded.withdrawal_type =
       target.withdrawal_type AND excluded.withdrawal_at < target.withdrawal_at OR
       excluded.withdrawal_type = target.withdrawal_type AND excluded.withdrawal_at =
-      target.withdrawal_at AND (target.withdrawal_error_code IS NULL AND
-      target.withdrawal_error_code IS NOT NULL OR target.withdrawal_error_code <
-      target.withdrawal_error_code OR target.withdrawal_error_code IS NOT DISTINCT FROM
-      target.withdrawal_error_code AND (target.withdrawal_error_message IS NULL AND
-      target.withdrawal_error_message IS NOT NULL OR target.withdrawal_error_message <
+      target.withdrawal_at AND (excluded.withdrawal_error_code IS NULL AND
+      target.withdrawal_error_code IS NOT NULL OR excluded.withdrawal_error_code <
+      target.withdrawal_error_code OR excluded.withdrawal_error_code IS NOT DISTINCT FROM
+      target.withdrawal_error_code AND (excluded.withdrawal_error_message IS NULL AND
+      target.withdrawal_error_message IS NOT NULL OR excluded.withdrawal_error_message <
       target.withdrawal_error_message))) THEN excluded.withdrawal_type ELSE
       target.withdrawal_type END, withdrawal_at = CASE WHEN (excluded.withdrawal_type IS
       NOT NULL AND target.withdrawal_type IS NULL OR excluded.withdrawal_type <
       target.withdrawal_type OR excluded.withdrawal_type = target.withdrawal_type AND
       excluded.withdrawal_at < target.withdrawal_at OR excluded.withdrawal_type =
       target.withdrawal_type AND excluded.withdrawal_at = target.withdrawal_at AND
-      (target.withdrawal_error_code IS NULL AND target.withdrawal_error_code IS NOT NULL
-      OR target.withdrawal_error_code < target.withdrawal_error_code OR
-      target.withdrawal_error_code IS NOT DISTINCT FROM target.withdrawal_error_code AND
-      (target.withdrawal_error_message IS NULL AND target.withdrawal_error_message IS NOT
-      NULL OR target.withdrawal_error_message < target.withdrawal_error_message))) THEN
-      excluded.withdrawal_at ELSE target.withdrawal_at END, withdrawal_error_code = CASE
-      WHEN (excluded.withdrawal_type IS NOT NULL AND target.withdrawal_type IS NULL OR
-      excluded.withdrawal_type < target.withdrawal_type OR excluded.withdrawal_type =
+      (excluded.withdrawal_error_code IS NULL AND target.withdrawal_error_code IS NOT NULL
+      OR excluded.withdrawal_error_code < target.withdrawal_error_code OR
+      excluded.withdrawal_error_code IS NOT DISTINCT FROM target.withdrawal_error_code AND
+      (excluded.withdrawal_error_message IS NULL AND target.withdrawal_error_message IS
+      NOT NULL OR excluded.withdrawal_error_message < target.withdrawal_error_message)))
+      THEN excluded.withdrawal_at ELSE target.withdrawal_at END, withdrawal_error_code =
+      CASE WHEN (excluded.withdrawal_type IS NOT NULL AND target.withdrawal_type IS NULL
+      OR excluded.withdrawal_type < target.withdrawal_type OR excluded.withdrawal_type =
       target.withdrawal_type AND excluded.withdrawal_at < target.withdrawal_at OR
       excluded.withdrawal_type = target.withdrawal_type AND excluded.withdrawal_at =
-      target.withdrawal_at AND (target.withdrawal_error_code IS NULL AND
-      target.withdrawal_error_code IS NOT NULL OR target.withdrawal_error_code <
-      target.withdrawal_error_code OR target.withdrawal_error_code IS NOT DISTINCT FROM
-      target.withdrawal_error_code AND (target.withdrawal_error_message IS NULL AND
-      target.withdrawal_error_message IS NOT NULL OR target.withdrawal_error_message <
+      target.withdrawal_at AND (excluded.withdrawal_error_code IS NULL AND
+      target.withdrawal_error_code IS NOT NULL OR excluded.withdrawal_error_code <
+      target.withdrawal_error_code OR excluded.withdrawal_error_code IS NOT DISTINCT FROM
+      target.withdrawal_error_code AND (excluded.withdrawal_error_message IS NULL AND
+      target.withdrawal_error_message IS NOT NULL OR excluded.withdrawal_error_message <
       target.withdrawal_error_message))) THEN excluded.withdrawal_error_code ELSE
       target.withdrawal_error_code END, withdrawal_error_message = CASE WHEN
       (excluded.withdrawal_type IS NOT NULL AND target.withdrawal_type IS NULL OR
       excluded.withdrawal_type < target.withdrawal_type OR excluded.withdrawal_type =
       target.withdrawal_type AND excluded.withdrawal_at < target.withdrawal_at OR
       excluded.withdrawal_type = target.withdrawal_type AND excluded.withdrawal_at =
-      target.withdrawal_at AND (target.withdrawal_error_code IS NULL AND
-      target.withdrawal_error_code IS NOT NULL OR target.withdrawal_error_code <
-      target.withdrawal_error_code OR target.withdrawal_error_code IS NOT DISTINCT FROM
-      target.withdrawal_error_code AND (target.withdrawal_error_message IS NULL AND
-      target.withdrawal_error_message IS NOT NULL OR target.withdrawal_error_message <
+      target.withdrawal_at AND (excluded.withdrawal_error_code IS NULL AND
+      target.withdrawal_error_code IS NOT NULL OR excluded.withdrawal_error_code <
+      target.withdrawal_error_code OR excluded.withdrawal_error_code IS NOT DISTINCT FROM
+      target.withdrawal_error_code AND (excluded.withdrawal_error_message IS NULL AND
+      target.withdrawal_error_message IS NOT NULL OR excluded.withdrawal_error_message <
       target.withdrawal_error_message))) THEN excluded.withdrawal_error_message ELSE
       target.withdrawal_error_message END RETURNING 1)
     SELECT "new".sender, "new".wechatwk_sender IS NOT NULL AS anon_2, "new".type, count(*)

@@ -120,9 +120,9 @@ def lower_error(new: Any, old: Any, stage: StageColumns) -> Any:
     """Whether ``new``'s error of ``stage`` comes before ``old``'s: by code, then by
     message, none before any (the order :func:`error_order` sorts a batch's failures
     in)."""
-    (new_code, new_message), (old_code, old_message) = (
-        (row[column] for column in stage.error_columns) for row in (new, old)
-    )
+    code, message = stage.error_columns
+    new_code, new_message = new[code], new[message]
+    old_code, old_message = old[code], old[message]
     return or_(
         and_(new_code.is_(None), old_code.is_not(None)),
         new_code < old_code,
@@ -164,8 +164,6 @@ def merge_target(stmt: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Statements:
-    add_events: Any  # insert, skip stored, return the keys inserted
-    merge_targets: Any  # upsert by the stage rule
     keep_quarantined: Any  # insert, skip kept
     add_messages: Any  # insert, skip known, return the msgids inserted
     record_send: Any  # upsert the send facts of a message
@@ -176,15 +174,7 @@ def _statements_for(dialect: str) -> _Statements:
     insert: Any = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    upsert = insert(TARGET)
     return _Statements(
-        add_events=insert(EVENT)
-        .on_conflict_do_nothing(index_elements=[EVENT.c.msgid, EVENT.c.event_key, EVENT.c.day])
-        .returning(EVENT.c.msgid, EVENT.c.event_key),
-        merge_targets=upsert.on_conflict_do_update(
-            index_elements=[TARGET.c.msgid, TARGET.c.recipient, TARGET.c.sender, TARGET.c.day],
-            set_=merge_target(upsert),
-        ),
         keep_quarantined=insert(QUARANTINE).on_conflict_do_nothing(
             index_elements=[QUARANTINE.c.quarantine_key]
         ),
