@@ -119,18 +119,15 @@ def time_text(moment: datetime) -> str:
     """A time as SQLAlchemy stores a UTC DateTime on SQLite: ``YYYY-MM-DD
     HH:MM:SS.ffffff``, in UTC, so that text order is time order."""
     moment = moment.astimezone(UTC)
-    return _TIME % (
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        moment.microsecond,
+    return _text(moment, moment.microsecond)
+
+
+def _text(moment: datetime, microsecond: int) -> str:
+    """``moment`` (UTC) to the second, then ``microsecond``, as SQLite's times are kept."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{microsecond:06d}"
     )
-
-
-_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 def _occurred_text(sent_time: int) -> str:
@@ -139,16 +136,7 @@ def _occurred_text(sent_time: int) -> str:
     seconds, milliseconds = (
         divmod(sent_time, 1000) if sent_time >= MILLISECONDS_FROM else (sent_time, 0)
     )
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return _TIME % (
-        moment.year,
-        moment.month,
-        moment.day,
-        moment.hour,
-        moment.minute,
-        moment.second,
-        milliseconds * 1000,
-    )
+    return _text(datetime.fromtimestamp(seconds, UTC), milliseconds * 1000)
 
 
 def _constant(value: int) -> Any:
