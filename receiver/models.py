@@ -284,3 +284,31 @@ class IdempotencyKey(SQLModel, table=True):
     status: int | None = Field(default=None, sa_column=Column(SmallInteger))
     answer: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     answered_at: datetime | None = _utc_column()
+
+
+class MessageActivity(SQLModel, table=True):
+    """How many batches stored new events of a message, counted in slots (one per
+    database session, by its server process on PostgreSQL) so that concurrent batches
+    of one broadcast seldom wait on one row. The sum only grows while the message is
+    kept: a summary kept with the sum read before it was computed is current as long
+    as the sum is unchanged (see receiver.kept)."""
+
+    __tablename__ = "message_activity"
+
+    msgid: str = Field(sa_column=Column(Text, primary_key=True))
+    slot: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    batches: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class KeptSummary(SQLModel, table=True):
+    """A big message's summary figures (counts, funnel, top errors, stage timings),
+    kept once computed, with the activity sum read before they were: a read while the
+    sum is unchanged takes them from here instead of reading every target again."""
+
+    __tablename__ = "kept_summary"
+
+    msgid: str = Field(sa_column=Column(Text, primary_key=True))
+    activity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The figures as JSON text (receiver.kept.Figures).
+    figures: str = Field(sa_column=Column(Text, nullable=False))
+    computed_at: datetime = _utc_column(nullable=False)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from .db import write_transaction
 from .models import IdempotencyKey
 from .partitions import day_date, drop_partitions_before, ensure_partitions, partitions, today
-from .store import EVENT, MESSAGE, QUARANTINE, TARGET
+from .store import ACTIVITY, EVENT, KEPT, MESSAGE, QUARANTINE, TARGET
 
 IDEMPOTENCY_KEY: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
 BATCH_MESSAGES = 500
@@ -150,6 +150,8 @@ def _delete_messages(
                 if budget <= 0:
                     break  # maybe more rows: the messages go in a later batch
             else:
+                for counts in (ACTIVITY, KEPT):  # a message's activity, its kept summary
+                    session.execute(delete(counts).where(counts.c.msgid.in_(msgids)))
                 gone = delete(MESSAGE).where(MESSAGE.c.msgid.in_(msgids))
                 result.messages += _rowcount(session, gone)
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sender.ums.protocol import STATUS_BY_TYPE, STATUSES
 
+from . import kept
 from .funnel import funnels, shown_target, timing, top_errors
 from .models import Message
 from .schemas.messages import (
@@ -33,58 +34,104 @@ def summaries(
     detailed: bool = False,
     stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> list[MessageSummary]:
-    """Summaries of several messages, with four queries however many there are; a
-    ``detailed`` one adds each message's top errors and stage timings."""
-    msgids = [m.msgid for m in messages]
+    """Summaries of several messages, with a few queries however many there are; a
+    ``detailed`` one adds each message's top errors and stage timings. A big message's
+    figures are kept once computed and read back while nothing new came for it
+    (:mod:`receiver.kept`)."""
     now = datetime.now(UTC)
+    # Read before any figure: what is computed below holds at least what this counts.
+    counted = kept.activity(session, [m.msgid for m in messages])
+    message_of = {m.msgid: m for m in messages}
+    figures = {
+        msgid: found
+        for msgid, found in kept.kept(session, counted).items()
+        if not detailed or _has_details(found, message_of[msgid])
+    }
+    computed = _figures(session, [m for m in messages if m.msgid not in figures], detailed)
+    kept.keep(
+        session.get_bind(),
+        {
+            msgid: (counted[msgid], found)
+            for msgid, found in computed.items()
+            if found.targets >= kept.KEEP_FROM_TARGETS
+        },
+    )
+    figures |= computed
+    stale = stale_counts(session, messages, stale_after=stale_after, now=now)
+    if not detailed:  # kept figures may hold details a list does not show
+        figures = {msgid: _without_details(found) for msgid, found in figures.items()}
+    return [_summary(m, figures[m.msgid], stale.get(m.msgid, 0), now) for m in messages]
+
+
+def _without_details(found: kept.Figures) -> kept.Figures:
+    return found.model_copy(update={"errors": None, "timing": None, "since": None})
+
+
+def _has_details(found: kept.Figures, message: Message) -> bool:
+    """Whether kept figures hold the top errors and the timings a detailed summary of
+    ``message`` shows now (counted from its send: one recorded since moves them)."""
+    return found.timing is not None and found.since == (message.sent_at or found.first_event_at)
+
+
+def _figures(
+    session: Session, messages: Sequence[Message], detailed: bool
+) -> dict[str, kept.Figures]:
+    """Each message's figures, computed from its events and targets."""
+    msgids = [m.msgid for m in messages]
+    if not msgids:
+        return {}
     counts = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
     by_status = {m: dict.fromkeys(STATUSES, 0) for m in msgids}
     first: dict[str, datetime] = {}
     last: dict[str, datetime] = {}
     days = sorted({m.day for m in messages if m.day is not None})
-    if msgids:
-        given = {"msgids": msgids, "days": days}
-        events_statement, targets_statement = _count_statements()
-        for msgid, type_, n, earliest, latest in session.execute(events_statement, given):
-            counts[msgid][STATUS_BY_TYPE[type_]] = n
-            first[msgid] = min(first.get(msgid, earliest), earliest)
-            last[msgid] = max(last.get(msgid, latest), latest)
-        target_rows = session.execute(targets_statement, given)
-        for msgid, type_, n in target_rows:
-            by_status[msgid][STATUS_BY_TYPE[type_]] = n
+    given = {"msgids": msgids, "days": days}
+    events_statement, targets_statement = _count_statements()
+    for msgid, type_, n, earliest, latest in session.execute(events_statement, given):
+        counts[msgid][STATUS_BY_TYPE[type_]] = n
+        first[msgid] = min(first.get(msgid, earliest), earliest)
+        last[msgid] = max(last.get(msgid, latest), latest)
+    for msgid, type_, n in session.execute(targets_statement, given):
+        by_status[msgid][STATUS_BY_TYPE[type_]] = n
     funnel_of = funnels(session, msgids, days)
-    stale = stale_counts(session, messages, stale_after=stale_after, now=now)
-    return [
-        MessageSummary(
-            msgid=m.msgid,
-            provider=m.provider,
-            channelkey=m.channelkey,
-            sendno=m.sendno,
-            params=m.params,
-            created_at=m.created_at,
-            sent_at=m.sent_at,
-            send=send_facts(m, now),
-            withdraw=withdraw_facts(m, now),
-            send_id=m.send_id,
-            part=m.part,
-            counts=StatusCounts(**counts[m.msgid]),
-            targets=TargetCounts(
-                total=sum(by_status[m.msgid].values()),
-                by_status=StatusCounts(**by_status[m.msgid]),
-            ),
-            funnel=funnel_of[m.msgid],
-            stale=stale.get(m.msgid, 0),
-            errors=top_errors(session, m.msgid, m.day) if detailed else None,
-            timing=(
-                timing(session, m.msgid, m.sent_at or first.get(m.msgid), m.day)
-                if detailed
-                else None
-            ),
+    figures = {}
+    for m in messages:
+        since = m.sent_at or first.get(m.msgid)
+        figures[m.msgid] = kept.Figures(
+            counts=counts[m.msgid],
+            by_status=by_status[m.msgid],
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
+            funnel=funnel_of[m.msgid],
+            errors=top_errors(session, m.msgid, m.day) if detailed else None,
+            timing=timing(session, m.msgid, since, m.day) if detailed else None,
+            since=since if detailed else None,
         )
-        for m in messages
-    ]
+    return figures
+
+
+def _summary(m: Message, found: kept.Figures, stale: int, now: datetime) -> MessageSummary:
+    return MessageSummary(
+        msgid=m.msgid,
+        provider=m.provider,
+        channelkey=m.channelkey,
+        sendno=m.sendno,
+        params=m.params,
+        created_at=m.created_at,
+        sent_at=m.sent_at,
+        send=send_facts(m, now),
+        withdraw=withdraw_facts(m, now),
+        send_id=m.send_id,
+        part=m.part,
+        counts=StatusCounts(**found.counts),
+        targets=TargetCounts(total=found.targets, by_status=StatusCounts(**found.by_status)),
+        funnel=found.funnel,
+        stale=stale,
+        errors=found.errors,
+        timing=found.timing,
+        first_event_at=found.first_event_at,
+        last_event_at=found.last_event_at,
+    )
 
 
 @functools.cache

@@ -20,7 +20,16 @@ from receiver.models import belongs_on  # also puts the tables on the metadata
 from receiver.partitions import is_partition
 from tests.conftest import TEST_DATABASE_URL
 
-TABLES = {"alembic_version", "message", "event", "target", "quarantine", "idempotency_key"}
+TABLES = {
+    "alembic_version",
+    "message",
+    "event",
+    "target",
+    "quarantine",
+    "idempotency_key",
+    "message_activity",
+    "kept_summary",
+}
 
 
 @pytest.fixture

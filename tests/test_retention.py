@@ -9,13 +9,13 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, event, func, insert, select, text
 
 from receiver.db import write_transaction
 from receiver.intake import quarantine, record_batch
 from receiver.partitions import day_date, ensure_partitions, partition_name, partitions, today
 from receiver.retention import purge
-from receiver.store import EVENT, MESSAGE, QUARANTINE, TARGET
+from receiver.store import ACTIVITY, EVENT, KEPT, MESSAGE, QUARANTINE, TARGET
 from tests.cli import invoke
 from tests.helpers import CHANNEL, record
 
@@ -92,6 +92,21 @@ def test_purge_removes_expired_messages_with_their_rows_and_keeps_the_rest(aged,
         assert partition_name("event", TODAY - 31) not in left
     else:
         assert (result.events, result.targets) == (9, 9)
+
+
+def test_purge_removes_a_message_s_activity_and_kept_summary(aged):
+    with write_transaction(aged) as session:
+        session.execute(
+            insert(KEPT),
+            [
+                {"msgid": msgid, "activity": 1, "figures": "{}", "computed_at": _noon(TODAY)}
+                for msgid in ("m-40", "m-0")
+            ],
+        )
+    purge(aged, days=DAYS)
+    with aged.connect() as conn:
+        assert set(conn.execute(select(ACTIVITY.c.msgid)).scalars()) == {"m-30", "m-0"}
+        assert set(conn.execute(select(KEPT.c.msgid)).scalars()) == {"m-0"}
 
 
 def test_purge_twice_removes_nothing_more(aged):

@@ -31,7 +31,9 @@ from sender.ums.protocol import TRACKING_PARAM
 from .portable import store_events_portable
 from .postgresql import STORE_CALL
 from .statements import (
+    ACTIVITY,
     EVENT,
+    KEPT,
     MESSAGE,
     NO_SENDER,
     QUARANTINE,
@@ -46,7 +48,9 @@ from .statements import (
 )
 
 __all__ = [
+    "ACTIVITY",
     "EVENT",
+    "KEPT",
     "MESSAGE",
     "NO_SENDER",
     "QUARANTINE",

@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from .sqlite import MAX_ROWS, MERGE_TARGETS, add_events_sql, event_values, time_text
-from .statements import MESSAGE, StoredKind
+from .statements import ACTIVITY, MESSAGE, StoredKind
 
 
 def store_events_portable(
@@ -44,9 +45,20 @@ def store_events_portable(
         return Counter()
     rowids = "[" + ",".join(str(rowid) for rowid, *_ in new) + "]"
     session.execute(MERGE_TARGETS, {"rowids": rowids, "updated_at": now})
+    # One writer at a time: one slot. Every message of the batch counts a batch more
+    # (one without new events among them too: its kept summary is read again, no more).
+    session.execute(_BUMP, [{"msgid": msgid} for msgid in sorted(days)])
     return Counter((sender, bool(wechatwk), type_) for _, sender, wechatwk, type_ in new)
 
 
+_BUMP = (
+    sqlite.insert(ACTIVITY)
+    .values(msgid=bindparam("msgid"), slot=0, batches=1)
+    .on_conflict_do_update(
+        index_elements=[ACTIVITY.c.msgid, ACTIVITY.c.slot],
+        set_={"batches": ACTIVITY.c.batches + 1},
+    )
+)
 _DAYS = select(MESSAGE.c.msgid, MESSAGE.c.day).where(
     MESSAGE.c.msgid.in_(bindparam("msgids", expanding=True))
 )

@@ -34,6 +34,8 @@ from sender.ums.protocol import TRACKING_PARAM
 
 from ..status import RANK_BY_TYPE
 from .statements import (
+    ACTIVITY,
+    ACTIVITY_SLOTS,
     EVENT,
     MESSAGE,
     MILLISECONDS_FROM,
@@ -148,7 +150,19 @@ def _build_store_statement(
         .returning(literal_column("1"))
         .cte("merged")
     )
-    # Both data-modifying CTEs run to completion whatever the outer query reads. The
+    # Each message with new events counts one more batch, in this session's slot.
+    slot = cast(func.mod(func.pg_backend_pid(), ACTIVITY_SLOTS), SmallInteger)
+    touched = select(new.c.msgid, slot, literal_column("1")).distinct().order_by(new.c.msgid)
+    bump = postgresql.insert(ACTIVITY).from_select(["msgid", "slot", "batches"], touched)
+    bumped = (
+        bump.on_conflict_do_update(
+            index_elements=[ACTIVITY.c.msgid, ACTIVITY.c.slot],
+            set_={"batches": ACTIVITY.c.batches + 1},
+        )
+        .returning(literal_column("1"))
+        .cte("bumped")
+    )
+    # The data-modifying CTEs run to completion whatever the outer query reads. The
     # new events are counted by kind (StoredKind): a handful of rows.
     kind = (new.c.sender, new.c.wechatwk_sender.is_not(None), new.c.type)
     return (
@@ -156,6 +170,7 @@ def _build_store_statement(
         .select_from(new)
         .group_by(*kind)
         .add_cte(merged)
+        .add_cte(bumped)
     )
 
 

@@ -22,12 +22,17 @@ from sqlalchemy.orm import Session
 
 from sender.ums.protocol import STATUS_INFO, Stage
 
-from ..models import Event, Message, Quarantine, Target
+from ..models import Event, KeptSummary, Message, MessageActivity, Quarantine, Target
 
 MESSAGE: Table = Message.__table__  # type: ignore[attr-defined]
 EVENT: Table = Event.__table__  # type: ignore[attr-defined]
 TARGET: Table = Target.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = Quarantine.__table__  # type: ignore[attr-defined]
+ACTIVITY: Table = MessageActivity.__table__  # type: ignore[attr-defined]
+KEPT: Table = KeptSummary.__table__  # type: ignore[attr-defined]
+# Slots of a message's activity count: concurrent sessions (PostgreSQL server
+# processes) bump one row each, by process id, and so seldom wait for one another.
+ACTIVITY_SLOTS = 64
 
 # What the intake tells of the events it stored: how many of each kind, a kind being
 # the record's sender (None: it named none), whether it named a wechatwk_sender (WeCom
