@@ -66,10 +66,11 @@ def test_a_run_prints_every_read_at_every_size(database_url: str) -> None:
         assert size in out
     names = [line.split(" median ")[0].strip() for line in out.splitlines() if " median " in line]
     assert names == 2 * [
-        "healthz (reference)", "broadcast summary", "timeline pages", "targets pages",
+        "healthz (reference)", "broadcast summary", "summary, computed", "timeline pages",
+        "targets pages",
         "failed targets pages", "list ?status=", "list ?param.order_id=", "list ?since=",
     ]  # fmt: skip
-    assert out.count("x healthz") == 16
+    assert out.count("x healthz") == 18
 
 
 def test_sizes_must_grow() -> None:

@@ -106,7 +106,7 @@ def read_command(
                     held = grow(engine, held, size, broadcast_targets)
                     _settle(engine)
                     since = since_for(engine, held)
-                    click.echo(report(held.events, measure(server, held, repeats, since)))
+                    click.echo(report(held.events, measure(server, held, repeats, since, engine)))
         except RuntimeError as exc:
             fail(str(exc), code=1)
         finally:
