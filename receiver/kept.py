@@ -14,7 +14,8 @@ computes them again. Nothing kept is ever older than what it claims to hold.
 
 Only messages of at least :data:`KEEP_FROM_TARGETS` targets are kept: a small
 message's figures cost less to compute than to keep. The stale count depends on the
-time of the read and is never kept.
+time of the read: what is kept is the waiting targets counted by the time of their
+last news, which gives it at any time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +48,8 @@ class Figures(BaseModel):
     first_event_at: datetime | None
     last_event_at: datetime | None
     funnel: Funnel
+    # The waiting targets by the time of their last news: the stale count at any time.
+    waiting: list[tuple[datetime, int]]
     # A detailed summary's, else None: the top errors, and the stage timings counted
     # from ``since`` (the message's send, or its first event).
     errors: list[ErrorCount] | None = None
@@ -82,12 +85,14 @@ def kept(session: Session, activity: Mapping[str, int]) -> dict[str, Figures]:
     """The kept figures that are current: kept with the activity read now."""
     if not activity:
         return {}
-    rows = session.execute(_KEPT, {"msgids": list(activity)})
-    return {
-        msgid: Figures.model_validate_json(figures)
-        for msgid, counted, figures in rows
-        if counted == activity[msgid]
-    }
+    found = {}
+    for msgid, counted, figures in session.execute(_KEPT, {"msgids": list(activity)}):
+        if counted == activity[msgid]:
+            try:
+                found[msgid] = Figures.model_validate_json(figures)
+            except ValidationError:  # kept by another release: computed again
+                continue
+    return found
 
 
 def keep(bind: Any, figures: Mapping[str, tuple[int, Figures]]) -> None:

@@ -48,35 +48,42 @@ def quiet_since(moment: Any) -> ColumnElement[bool]:
     return and_(TARGET.c.type.in_(WAITING_TYPES), TARGET.c.updated_at < moment)
 
 
-def stale_counts(
-    session: Session, messages: Sequence[Any], *, stale_after: timedelta, now: datetime
-) -> dict[str, int]:
-    """How many stale targets each of these messages (rows of the message table) has
-    (absent: none)."""
-    if not messages:
-        return {}
-    given = {
-        "msgids": [m.msgid for m in messages],
-        "days": sorted({m.day for m in messages}),
-        "quiet_since": now - stale_after,
-    }
-    return {msgid: n for msgid, n in session.execute(_stale_counts_statement(), given)}
+def waiting(session: Session, messages: Sequence[Any]) -> dict[str, list[tuple[datetime, int]]]:
+    """Each of these messages' (rows of the message table) waiting targets, counted by
+    the time nothing new came for them since (``updated_at``), oldest first: how many
+    are stale at any moment follows (:func:`stale_count`) until something new is
+    stored for the message."""
+    found: dict[str, list[tuple[datetime, int]]] = {m.msgid: [] for m in messages}
+    if messages:
+        given = {"msgids": list(found), "days": sorted({m.day for m in messages})}
+        for msgid, updated_at, n in session.execute(_waiting_statement(), given):
+            found[msgid].append((updated_at, n))
+    return found
+
+
+def stale_count(
+    waiting: Sequence[tuple[datetime, int]], *, stale_after: timedelta, now: datetime
+) -> int:
+    """How many of a message's waiting targets (:func:`waiting`) are stale at ``now``."""
+    quiet_since = now - stale_after
+    return sum(n for updated_at, n in waiting if updated_at < quiet_since)
 
 
 @functools.cache
-def _stale_counts_statement() -> Select[Any]:
-    """:func:`stale_counts`' read, built once (a list page's summaries make it at
-    every request)."""
+def _waiting_statement() -> Select[Any]:
+    """:func:`waiting`'s read, built once (a list page's summaries make it at every
+    request)."""
     days: Any = bindparam("days", expanding=True)
     return (
-        select(TARGET.c.msgid, func.count())
+        select(TARGET.c.msgid, TARGET.c.updated_at, func.count())
         .where(
             TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
             TARGET.c.day.in_(days),
-            quiet_since(bindparam("quiet_since", type_=TARGET.c.updated_at.type)),
+            TARGET.c.type.in_(WAITING_TYPES),
             shown_target(days),
         )
-        .group_by(TARGET.c.msgid)
+        .group_by(TARGET.c.msgid, TARGET.c.updated_at)
+        .order_by(TARGET.c.msgid, TARGET.c.updated_at)
     )
 
 

@@ -23,7 +23,7 @@ from .schemas.messages import (
     TargetCounts,
     WithdrawFacts,
 )
-from .stale import DEFAULT_STALE_AFTER, stale_counts
+from .stale import DEFAULT_STALE_AFTER, stale_count, waiting
 from .store import EVENT, TARGET
 
 
@@ -57,10 +57,13 @@ def summaries(
         },
     )
     figures |= computed
-    stale = stale_counts(session, messages, stale_after=stale_after, now=now)
+    stale = {
+        msgid: stale_count(found.waiting, stale_after=stale_after, now=now)
+        for msgid, found in figures.items()
+    }
     if not detailed:  # kept figures may hold details a list does not show
         figures = {msgid: _without_details(found) for msgid, found in figures.items()}
-    return [_summary(m, figures[m.msgid], stale.get(m.msgid, 0), now) for m in messages]
+    return [_summary(m, figures[m.msgid], stale[m.msgid], now) for m in messages]
 
 
 def _without_details(found: kept.Figures) -> kept.Figures:
@@ -94,6 +97,7 @@ def _figures(
     for msgid, type_, n in session.execute(targets_statement, given):
         by_status[msgid][STATUS_BY_TYPE[type_]] = n
     funnel_of = funnels(session, msgids, days)
+    waiting_of = waiting(session, messages)
     figures = {}
     for m in messages:
         since = m.sent_at or first.get(m.msgid)
@@ -103,6 +107,7 @@ def _figures(
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
             funnel=funnel_of[m.msgid],
+            waiting=waiting_of[m.msgid],
             errors=top_errors(session, m.msgid, m.day) if detailed else None,
             timing=timing(session, m.msgid, since, m.day) if detailed else None,
             since=since if detailed else None,
