@@ -12,6 +12,7 @@ stops; a dead worker's gauges are dropped, its counts kept. The app loads in eac
 worker (no ``preload_app``), after the directory is set.
 """
 
+import gc
 import glob
 import multiprocessing
 import os
@@ -105,8 +106,13 @@ def when_ready(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the worker's outage-spool drainer (PostgreSQL only); say ``umstrack: ready
-    on <URL>`` if this is the first worker ready to answer."""
+    """Freeze what the worker holds once its app is loaded, start its outage-spool
+    drainer (PostgreSQL only), and say ``umstrack: ready on <URL>`` if this is the first
+    worker ready to answer."""
+    # The app's modules, models and statements (about 100,000 objects) live as long
+    # as the worker: moved out of the collector's reach, its full collections no
+    # longer walk them, a pause of 80-100 ms that a request caught in it waited out.
+    gc.freeze()
     drainer = getattr(worker.wsgi, "extensions", {}).get("umstrack.drainer")
     if drainer is not None:
         drainer.start()

@@ -153,3 +153,19 @@ def test_serve_says_once_when_it_answers(unmigrated_url, host, shown):
 def _read_lines(stream: IO[str], lines: queue.Queue[str]) -> None:
     for line in stream:
         lines.put(line)
+
+
+def test_a_worker_freezes_what_its_loaded_app_holds():
+    """Its full garbage collections then leave the app's objects alone (a pause that a
+    request caught in it waited out)."""
+    code = (
+        "import gc, types, receiver.gunicorn_config as c, receiver.app; "
+        "before = gc.get_freeze_count(); "
+        "c.post_worker_init(types.SimpleNamespace(wsgi=None, sockets=[], log=None)); "
+        "print(before, gc.get_freeze_count())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, frozen = map(int, result.stdout.split())
+    assert before == 0 and frozen > 10_000
