@@ -81,14 +81,41 @@ def event_values(
 ) -> tuple[Any, ...]:
     """The event row of a checked record, in EVENT_COLUMNS order, as SQLite stores it
     (the PostgreSQL statement's ``extracted``): times as :func:`time_text`, JSON as text.
-    ``received_at`` is given as :func:`time_text` of the arrival."""
+    ``received_at`` is given as :func:`time_text` of the arrival. A
+    :class:`PreparedRecord` of ``channelkey`` brings the values that depend on the
+    record alone, made before the batch's transaction began."""
+    if type(record) is PreparedRecord and record.channelkey == channelkey:
+        head, occurred, tail = record.head, record.occurred, record.tail
+    else:
+        head, occurred, tail = _own_values(record, channelkey)
+    return (*head, received_at if occurred is None else occurred, *tail, received_at, day)
+
+
+class PreparedRecord(dict[str, Any]):
+    """A checked record (the same keys and values) that holds its event row's values
+    that depend on the record and its channel alone: what :func:`event_values` would
+    otherwise compute while the batch holds the database's write lock."""
+
+    __slots__ = ("channelkey", "head", "occurred", "tail")
+
+    def __init__(self, record: dict[str, Any], *, channelkey: str) -> None:
+        super().__init__(record)
+        self.channelkey = channelkey
+        self.head, self.occurred, self.tail = _own_values(record, channelkey)
+
+
+def _own_values(
+    record: dict[str, Any], channelkey: str
+) -> tuple[tuple[Any, ...], str | None, tuple[Any, ...]]:
+    """A record's event values before ``occurred_at`` (msgid to sent_time), its
+    ``occurred_at`` (None: the arrival's), and those after it (error_code to raw)."""
     canonical = canonical_json(record)
     sent_time = record.get("sent_time")
     error = record.get("error") or {}
     code = error.get("code")
     platform = record.get("app_platform")
     params = record.get("params")
-    return (
+    head = (
         record["msgid"],
         digest(canonical.encode()),
         record["type"],
@@ -100,14 +127,14 @@ def event_values(
         None if platform is None else str(platform),
         record.get("app_sender"),
         sent_time,
-        received_at if sent_time is None else _occurred_text(sent_time),
+    )
+    tail = (
         None if code is None else int(code),
         error.get("message"),
         None if params is None else json.dumps(params),
         canonical,
-        received_at,
-        day,
     )
+    return head, None if sent_time is None else _occurred_text(sent_time), tail
 
 
 # The key of a record: the digest of this JSON text of it. A retry of a record, stored
