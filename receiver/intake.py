@@ -67,9 +67,9 @@ def body_text(body: bytes) -> str:
 @dataclass(frozen=True)
 class CheckedBatch:
     """A batch after its records were checked: the usable ones by index (also as one
-    JSON text, for PostgreSQL) and the rejects with their reasons; ``prepared``, when
-    made, holds the usable records (in ``good``'s order) with their SQLite event
-    values computed."""
+    JSON text, for PostgreSQL) and the rejects with their reasons; or, for SQLite,
+    ``prepared``: the usable records (in ``good``'s order) with their event values
+    made, and no JSON text (SQLite's statements do not read it)."""
 
     received: int
     good: list[tuple[int, dict[str, Any]]]
@@ -84,15 +84,16 @@ def check_batch(
     """Check a batch of callback records for the authenticated ``channelkey``. Pure
     computation, no database: done before a writer waits for its turn. With
     ``prepare_rows`` (a SQLite database), the usable records' event values are made
-    here too (:class:`PreparedRecord`), not while the batch holds SQLite's write lock."""
+    here too (:class:`PreparedRecord`), not while the batch holds SQLite's write lock,
+    and the batch has no JSON text."""
     problems = record_problems(records, channelkey=channelkey)
     good = [(i, record) for i, record in enumerate(records) if i not in problems]
     rejects = [(i, reason, records[i]) for i, reason in problems.items()]
-    good_json = _storable_json(good, rejects)
-    prepared: list[dict[str, Any]] | None = None
     if prepare_rows:
-        prepared = [PreparedRecord(record, channelkey=channelkey) for _, record in good]
-    return CheckedBatch(len(records), good, good_json, rejects, prepared)
+        prepared = _storable_prepared(good, rejects, channelkey)
+        return CheckedBatch(len(records), good, "", rejects, prepared)
+    good_json = _storable_json(good, rejects)
+    return CheckedBatch(len(records), good, good_json, rejects)
 
 
 def record_batch(
@@ -307,6 +308,29 @@ def cause_of(reason: str) -> str:
     indexed (a PostgreSQL index entry holds at most about 2700 bytes)."""
     cause = _RECORD_PREFIX.sub("", reason, count=1)
     return cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+
+
+def _storable_prepared(
+    good: list[tuple[int, dict[str, Any]]], rejects: list[tuple[int, str, Any]], channelkey: str
+) -> list[dict[str, Any]]:
+    """The good records prepared (:class:`PreparedRecord`), after moving to ``rejects``
+    any record the database cannot hold, as :func:`_storable_json` does: a record's own
+    JSON text, made for its event key anyway, is what is looked at first."""
+    kept: list[tuple[int, dict[str, Any]]] = []
+    prepared: list[dict[str, Any]] = []
+    for index, record in good:
+        try:
+            one = PreparedRecord(record, channelkey=channelkey, strict=True)
+        except ValueError:  # a non-finite number, a lone surrogate, maybe a NUL
+            found = unstorable(record)
+            if found:
+                rejects.append((index, found.describe("the record"), record))
+                continue
+            one = PreparedRecord(record, channelkey=channelkey)
+        kept.append((index, record))
+        prepared.append(one)
+    good[:] = kept
+    return prepared
 
 
 def _storable_json(

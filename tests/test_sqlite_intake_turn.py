@@ -77,12 +77,35 @@ def test_event_values_are_made_before_the_writer_turn(tmp_path, sqlite_app, monk
     made_while_free = []
     original = sqlite_store._own_values
 
-    def watched(rec: dict[str, Any], channelkey: str) -> Any:
+    def watched(*args: Any) -> Any:
         made_while_free.append(_turn_is_free(lock_path))
-        return original(rec, channelkey)
+        return original(*args)
 
     monkeypatch.setattr(sqlite_store, "_own_values", watched)
     answer = post(sqlite_app.test_client(), RECORDS).json
     assert answer["stored"] == len(RECORDS)
     assert made_while_free == [True] * len(RECORDS)
     assert len(events(sqlite_app.extensions["umstrack.engine"])) == len(RECORDS)
+
+
+UNSTORABLE = [
+    record(0, userid="nul\x00inside"),
+    record(0, userid="lone \ud800 surrogate"),
+    record(0, params={"big": float("inf")}),
+    record(0, params={"nan": float("nan")}),
+    record(0, params={"key \x00": 1}),
+]
+# Records that look unstorable at a first glance at their JSON text, and are not.
+STORABLE = [record(0, userid="u9", params={"text": "\\u0000 as six characters"})]
+
+
+@pytest.mark.parametrize("rec", UNSTORABLE + STORABLE)
+def test_prepared_batches_reject_what_the_database_cannot_hold_alike(rec):
+    batch = [record(0, userid="before"), rec, record(2, userid="after")]
+    plain = check_batch(batch, channelkey=CHANNEL)
+    prepared = check_batch(batch, channelkey=CHANNEL, prepare_rows=True)
+    assert prepared.rejects == plain.rejects
+    assert prepared.good == plain.good
+    assert prepared.prepared == [record for _, record in plain.good]
+    assert prepared.good_json == ""  # SQLite's statements read the prepared records
+    assert len(plain.rejects) == (1 if rec in UNSTORABLE else 0)

@@ -98,18 +98,23 @@ class PreparedRecord(dict[str, Any]):
 
     __slots__ = ("channelkey", "head", "occurred", "tail")
 
-    def __init__(self, record: dict[str, Any], *, channelkey: str) -> None:
+    def __init__(self, record: dict[str, Any], *, channelkey: str, strict: bool = False) -> None:
+        """With ``strict``, raises ValueError for a record whose JSON text holds what a
+        database cannot store: a number beyond a double, a lone UTF-16 surrogate, a NUL
+        character (or the text of its escape)."""
         super().__init__(record)
         self.channelkey = channelkey
-        self.head, self.occurred, self.tail = _own_values(record, channelkey)
+        self.head, self.occurred, self.tail = _own_values(record, channelkey, strict)
 
 
 def _own_values(
-    record: dict[str, Any], channelkey: str
+    record: dict[str, Any], channelkey: str, strict: bool = False
 ) -> tuple[tuple[Any, ...], str | None, tuple[Any, ...]]:
     """A record's event values before ``occurred_at`` (msgid to sent_time), its
     ``occurred_at`` (None: the arrival's), and those after it (error_code to raw)."""
-    canonical = canonical_json(record)
+    canonical = (_strict_canonical_json if strict else canonical_json)(record)
+    if strict and "\\u0000" in canonical:
+        raise ValueError("the record may hold a NUL character")
     sent_time = record.get("sent_time")
     error = record.get("error") or {}
     code = error.get("code")
@@ -140,6 +145,11 @@ def _own_values(
 # The key of a record: the digest of this JSON text of it. A retry of a record, stored
 # by any release before, has the same.
 canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# The same text, refusing a number beyond a double (which canonical_json writes as
+# Infinity).
+_strict_canonical_json = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
 def time_text(moment: datetime) -> str:
