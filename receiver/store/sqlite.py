@@ -167,6 +167,9 @@ def _text(moment: datetime, microsecond: int) -> str:
     )
 
 
+# The records of a batch come from a few seconds (a broadcast's, all of them): each
+# sent_time is formatted once, not once a record.
+@functools.lru_cache(maxsize=4096)
 def _occurred_text(sent_time: int) -> str:
     """:func:`time_text` of a record's sent_time (seconds, or from MILLISECONDS_FROM on,
     milliseconds)."""
