@@ -4,7 +4,10 @@ targets in one INSERT ... SELECT that folds the new events in SQL.
 :func:`add_events_sql` inserts the batch's event rows (one ``VALUES`` group each, their
 values bound as they are: text, integers and NULL, nothing left for a type to convert),
 skips those stored before or earlier in the same statement, and returns each new
-event's rowid and kind. :data:`MERGE_TARGETS` reads those events back by rowid, folds
+event's rowid and kind. The values that depend on a record alone (its key, its JSON,
+its time) are made before the batch's transaction begins, when the intake gives a
+:class:`PreparedRecord`: the transaction holds the database's write lock, which one
+writer at a time can hold. :data:`MERGE_TARGETS` reads those events back by rowid, folds
 them per target and merges the targets by :func:`merge_target`, the rule the
 PostgreSQL statement uses too. SQLite has no data-modifying CTEs, so the two cannot be
 one statement; both run in the batch's transaction, which holds the database's write
