@@ -24,6 +24,7 @@ from .schemas.bounds import MAX_DEPTH, MAX_RECORDS
 from .schemas.records import BatchResult, UnreadableRecord, record_problems
 from .schemas.storable import unstorable
 from .store import StoredKind, digest, store_events, store_quarantine
+from .store.sqlite import PreparedRecord
 
 log = logging.getLogger(__name__)
 _FOREIGN = "msgid belongs to another channel"
@@ -66,20 +67,31 @@ def body_text(body: bytes) -> str:
 @dataclass(frozen=True)
 class CheckedBatch:
     """A batch after its records were checked: the usable ones by index (also as one
-    JSON text, for PostgreSQL) and the rejects with their reasons."""
+    JSON text, for PostgreSQL) and the rejects with their reasons; or, for SQLite,
+    ``prepared``: the usable records (in ``good``'s order) with their event values
+    made, and no JSON text (SQLite's statements do not read it)."""
 
     received: int
     good: list[tuple[int, dict[str, Any]]]
     good_json: str
     rejects: list[tuple[int, str, Any]]
+    prepared: list[dict[str, Any]] | None = None
 
 
-def check_batch(records: Sequence[Any], *, channelkey: str) -> CheckedBatch:
+def check_batch(
+    records: Sequence[Any], *, channelkey: str, prepare_rows: bool = False
+) -> CheckedBatch:
     """Check a batch of callback records for the authenticated ``channelkey``. Pure
-    computation, no database: done before a writer waits for its turn."""
+    computation, no database: done before a writer waits for its turn. With
+    ``prepare_rows`` (a SQLite database), the usable records' event values are made
+    here too (:class:`PreparedRecord`), not while the batch holds SQLite's write lock,
+    and the batch has no JSON text."""
     problems = record_problems(records, channelkey=channelkey)
     good = [(i, record) for i, record in enumerate(records) if i not in problems]
     rejects = [(i, reason, records[i]) for i, reason in problems.items()]
+    if prepare_rows:
+        prepared = _storable_prepared(good, rejects, channelkey)
+        return CheckedBatch(len(records), good, "", rejects, prepared)
     good_json = _storable_json(good, rejects)
     return CheckedBatch(len(records), good, good_json, rejects)
 
@@ -166,7 +178,9 @@ def store_checked(
     with its reason. A replay of quarantined input uses it as it is."""
     rejects = list(batch.rejects)
     try:
-        stored = _store(session, batch.good, batch.good_json, channelkey, received_at, rejects)
+        stored = _store(
+            session, batch.good, batch.good_json, channelkey, received_at, rejects, batch.prepared
+        )
     except DBAPIError as exc:
         if database_unreachable(exc):
             raise
@@ -176,7 +190,9 @@ def store_checked(
         )
         session.rollback()
         rejects = list(batch.rejects)
-        stored = _store_one_by_one(session, batch.good, channelkey, received_at, rejects)
+        stored = _store_one_by_one(
+            session, batch.good, channelkey, received_at, rejects, batch.prepared
+        )
     rejects.sort(key=lambda reject: reject[0])  # keep them in the order they came
     return stored, rejects
 
@@ -188,12 +204,14 @@ def _store(
     channelkey: str,
     received_at: datetime,
     rejects: list[tuple[int, str, Any]],
+    prepared: list[dict[str, Any]] | None = None,
 ) -> Counter[StoredKind]:
-    """Store the records, moving those of another channel's message to ``rejects``;
-    returns how many events were new, by kind."""
+    """Store the records (``prepared``: the same, their event values made), moving
+    those of another channel's message to ``rejects``; returns how many events were
+    new, by kind."""
     stored, foreign = store_events(
         session,
-        records=[record for _, record in good],
+        records=[record for _, record in good] if prepared is None else prepared,
         records_json=good_json,
         channelkey=channelkey,
         received_at=received_at,
@@ -209,13 +227,17 @@ def _store_one_by_one(
     channelkey: str,
     received_at: datetime,
     rejects: list[tuple[int, str, Any]],
+    prepared: list[dict[str, Any]] | None = None,
 ) -> Counter[StoredKind]:
     stored: Counter[StoredKind] = Counter()
-    for index, record in good:
+    for place, (index, record) in enumerate(good):
+        one = None if prepared is None else [prepared[place]]
         try:
             with session.begin_nested():
                 text = json.dumps([record], ensure_ascii=False)
-                stored += _store(session, [(index, record)], text, channelkey, received_at, rejects)
+                stored += _store(
+                    session, [(index, record)], text, channelkey, received_at, rejects, one
+                )
         except DBAPIError as exc:
             if database_unreachable(exc):
                 raise
@@ -286,6 +308,29 @@ def cause_of(reason: str) -> str:
     indexed (a PostgreSQL index entry holds at most about 2700 bytes)."""
     cause = _RECORD_PREFIX.sub("", reason, count=1)
     return cause if len(cause) <= MAX_CAUSE else cause[: MAX_CAUSE - 1] + "…"
+
+
+def _storable_prepared(
+    good: list[tuple[int, dict[str, Any]]], rejects: list[tuple[int, str, Any]], channelkey: str
+) -> list[dict[str, Any]]:
+    """The good records prepared (:class:`PreparedRecord`), after moving to ``rejects``
+    any record the database cannot hold, as :func:`_storable_json` does: a record's own
+    JSON text, made for its event key anyway, is what is looked at first."""
+    kept: list[tuple[int, dict[str, Any]]] = []
+    prepared: list[dict[str, Any]] = []
+    for index, record in good:
+        try:
+            one = PreparedRecord(record, channelkey=channelkey, strict=True)
+        except ValueError:  # a non-finite number, a lone surrogate, maybe a NUL
+            found = unstorable(record)
+            if found:
+                rejects.append((index, found.describe("the record"), record))
+                continue
+            one = PreparedRecord(record, channelkey=channelkey)
+        kept.append((index, record))
+        prepared.append(one)
+    good[:] = kept
+    return prepared
 
 
 def _storable_json(

@@ -4,7 +4,10 @@ targets in one INSERT ... SELECT that folds the new events in SQL.
 :func:`add_events_sql` inserts the batch's event rows (one ``VALUES`` group each, their
 values bound as they are: text, integers and NULL, nothing left for a type to convert),
 skips those stored before or earlier in the same statement, and returns each new
-event's rowid and kind. :data:`MERGE_TARGETS` reads those events back by rowid, folds
+event's rowid and kind. The values that depend on a record alone (its key, its JSON,
+its time) are made before the batch's transaction begins, when the intake gives a
+:class:`PreparedRecord`: the transaction holds the database's write lock, which one
+writer at a time can hold. :data:`MERGE_TARGETS` reads those events back by rowid, folds
 them per target and merges the targets by :func:`merge_target`, the rule the
 PostgreSQL statement uses too. SQLite has no data-modifying CTEs, so the two cannot be
 one statement; both run in the batch's transaction, which holds the database's write
@@ -81,14 +84,46 @@ def event_values(
 ) -> tuple[Any, ...]:
     """The event row of a checked record, in EVENT_COLUMNS order, as SQLite stores it
     (the PostgreSQL statement's ``extracted``): times as :func:`time_text`, JSON as text.
-    ``received_at`` is given as :func:`time_text` of the arrival."""
-    canonical = canonical_json(record)
+    ``received_at`` is given as :func:`time_text` of the arrival. A
+    :class:`PreparedRecord` of ``channelkey`` brings the values that depend on the
+    record alone, made before the batch's transaction began."""
+    if type(record) is PreparedRecord and record.channelkey == channelkey:
+        head, occurred, tail = record.head, record.occurred, record.tail
+    else:
+        head, occurred, tail = _own_values(record, channelkey)
+    return (*head, received_at if occurred is None else occurred, *tail, received_at, day)
+
+
+class PreparedRecord(dict[str, Any]):
+    """A checked record (the same keys and values) that holds its event row's values
+    that depend on the record and its channel alone: what :func:`event_values` would
+    otherwise compute while the batch holds the database's write lock."""
+
+    __slots__ = ("channelkey", "head", "occurred", "tail")
+
+    def __init__(self, record: dict[str, Any], *, channelkey: str, strict: bool = False) -> None:
+        """With ``strict``, raises ValueError for a record whose JSON text holds what a
+        database cannot store: a number beyond a double, a lone UTF-16 surrogate, a NUL
+        character (or the text of its escape)."""
+        super().__init__(record)
+        self.channelkey = channelkey
+        self.head, self.occurred, self.tail = _own_values(record, channelkey, strict)
+
+
+def _own_values(
+    record: dict[str, Any], channelkey: str, strict: bool = False
+) -> tuple[tuple[Any, ...], str | None, tuple[Any, ...]]:
+    """A record's event values before ``occurred_at`` (msgid to sent_time), its
+    ``occurred_at`` (None: the arrival's), and those after it (error_code to raw)."""
+    canonical = (_strict_canonical_json if strict else canonical_json)(record)
+    if strict and "\\u0000" in canonical:
+        raise ValueError("the record may hold a NUL character")
     sent_time = record.get("sent_time")
     error = record.get("error") or {}
     code = error.get("code")
     platform = record.get("app_platform")
     params = record.get("params")
-    return (
+    head = (
         record["msgid"],
         digest(canonical.encode()),
         record["type"],
@@ -100,19 +135,24 @@ def event_values(
         None if platform is None else str(platform),
         record.get("app_sender"),
         sent_time,
-        received_at if sent_time is None else _occurred_text(sent_time),
+    )
+    tail = (
         None if code is None else int(code),
         error.get("message"),
         None if params is None else json.dumps(params),
         canonical,
-        received_at,
-        day,
     )
+    return head, None if sent_time is None else _occurred_text(sent_time), tail
 
 
 # The key of a record: the digest of this JSON text of it. A retry of a record, stored
 # by any release before, has the same.
 canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+# The same text, refusing a number beyond a double (which canonical_json writes as
+# Infinity).
+_strict_canonical_json = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
 
 
 def time_text(moment: datetime) -> str:
@@ -130,6 +170,9 @@ def _text(moment: datetime, microsecond: int) -> str:
     )
 
 
+# The records of a batch come from a few seconds (a broadcast's, all of them): each
+# sent_time is formatted once, not once a record.
+@functools.lru_cache(maxsize=4096)
 def _occurred_text(sent_time: int) -> str:
     """:func:`time_text` of a record's sent_time (seconds, or from MILLISECONDS_FROM on,
     milliseconds)."""
