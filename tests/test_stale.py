@@ -51,7 +51,7 @@ def waiting(engine):
             record(4, userid="moved-on", sent_time=SENT_TIME + 60),
             record(2, userid="only-a-duplicate-since"),  # the same record again
         ],
-        at=NOW - timedelta(minutes=1),
+        at=datetime.now(UTC) - timedelta(minutes=1),  # recent when the test runs
     )
     return {"stale-submitted", "only-a-duplicate-since", "validated-by-ums"}
 
