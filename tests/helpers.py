@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -123,3 +125,16 @@ def targets(engine: Engine) -> dict[tuple[str, str, int], Target]:
 def quarantined(engine: Engine) -> list[Quarantine]:
     with Session(engine) as session:
         return list(session.scalars(select(Quarantine).order_by(Quarantine.id)))
+
+
+def writer_turn_is_free(lock_path: str) -> bool:
+    """Whether no writer holds the SQLite writer turn (its lock file beside the
+    database) right now."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # also lets go of the lock, if taken
+    return True

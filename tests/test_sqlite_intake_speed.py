@@ -6,9 +6,7 @@ every backend: PostgreSQL's statement must agree with SQLite's."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -33,6 +31,7 @@ from tests.helpers import (
     post,
     record,
     targets,
+    writer_turn_is_free,
 )
 
 # sent_time values around every edge of the seconds / milliseconds rule
@@ -240,17 +239,6 @@ def test_a_batch_converts_no_value_per_record(engine_for_sqlite, monkeypatch):
     assert len(conversions) <= 3  # the message's creation, the targets' update time
 
 
-def _turn_is_free(lock_path: str) -> bool:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)  # also lets go of the lock, if taken
-    return True
-
-
 def test_the_writer_turn_ends_with_the_transaction(tmp_path, sqlite_app):
     # The next writer may start while this request still makes its answer.
     lock_path = f"{tmp_path}/umstrack.db.writer-lock"
@@ -258,7 +246,7 @@ def test_the_writer_turn_ends_with_the_transaction(tmp_path, sqlite_app):
 
     @sqlite_app.after_request
     def _look(response):
-        seen.append(_turn_is_free(lock_path))
+        seen.append(writer_turn_is_free(lock_path))
         return response
 
     assert post(sqlite_app.test_client(), [record(4)]).status_code == 200
@@ -270,17 +258,17 @@ def test_a_savepoint_keeps_the_writer_turn(tmp_path, sqlite_app):
     lock_path = f"{tmp_path}/umstrack.db.writer-lock"
     with sqlite_app.test_request_context():
         session = write_session()
-        assert not _turn_is_free(lock_path)
+        assert not writer_turn_is_free(lock_path)
         with session.begin_nested() as nested:
             session.execute(text("SELECT 1"))
             nested.rollback()
-        assert not _turn_is_free(lock_path)
+        assert not writer_turn_is_free(lock_path)
         session.commit()
-        assert _turn_is_free(lock_path)
+        assert writer_turn_is_free(lock_path)
         write_session()  # a second write in the same request waits for its turn again
-        assert not _turn_is_free(lock_path)
+        assert not writer_turn_is_free(lock_path)
         session.rollback()
-        assert _turn_is_free(lock_path)
+        assert writer_turn_is_free(lock_path)
 
 
 def test_the_request_end_gives_back_a_turn_still_held(tmp_path, sqlite_app):
@@ -288,9 +276,9 @@ def test_the_request_end_gives_back_a_turn_still_held(tmp_path, sqlite_app):
     lock_path = f"{tmp_path}/umstrack.db.writer-lock"
     with sqlite_app.test_request_context():
         write_session()
-        assert not _turn_is_free(lock_path)
+        assert not writer_turn_is_free(lock_path)
         close_session()
-        assert _turn_is_free(lock_path)
+        assert writer_turn_is_free(lock_path)
 
 
 def test_commits_wait_for_the_disk(sqlite_app):

@@ -4,8 +4,6 @@ turn is taken, and are the values the turn would have made."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,16 @@ from receiver import create_app
 from receiver.intake import check_batch
 from receiver.store import sqlite as sqlite_store
 from receiver.store.sqlite import PreparedRecord, event_values
-from tests.helpers import CHANNEL, CHANNELS_ENV, OTHER_CHANNEL, SENT_TIME, events, post, record
+from tests.helpers import (
+    CHANNEL,
+    CHANNELS_ENV,
+    OTHER_CHANNEL,
+    SENT_TIME,
+    events,
+    post,
+    record,
+    writer_turn_is_free,
+)
 
 RECORDS = [
     record(0),
@@ -60,17 +67,6 @@ def test_check_batch_prepares_the_usable_records_when_asked():
     assert [type(r) for r in checked.prepared] == [PreparedRecord, PreparedRecord]
 
 
-def _turn_is_free(lock_path: str) -> bool:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
 def test_event_values_are_made_before_the_writer_turn(tmp_path, sqlite_app, monkeypatch):
     # Only one writer holds SQLite at a time: work done while holding it limits intake.
     lock_path = f"{tmp_path}/umstrack.db.writer-lock"
@@ -78,7 +74,7 @@ def test_event_values_are_made_before_the_writer_turn(tmp_path, sqlite_app, monk
     original = sqlite_store._own_values
 
     def watched(*args: Any) -> Any:
-        made_while_free.append(_turn_is_free(lock_path))
+        made_while_free.append(writer_turn_is_free(lock_path))
         return original(*args)
 
     monkeypatch.setattr(sqlite_store, "_own_values", watched)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -20,11 +21,6 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-SIGNATURE = "umstrack_store_batch(_records jsonb, _channelkey text, _received_at timestamptz)"
-RESULT = (
-    "stored_sender smallint, stored_wechatwk boolean, stored_type smallint, stored_count bigint,"
-    " foreign_msgid text"
-)
 # The body of revision 0008's function with one change: after the targets are merged,
 # each message with new events counts one more batch in this session's slot.
 _MERGED = """
@@ -40,19 +36,20 @@ _MERGED_AND_BUMPED = """
 """
 
 
-def _earlier_body() -> str:
-    """Revision 0008's function body, read from its module (which frozen revision
-    bodies must never change)."""
+def _earlier() -> Any:
+    """Revision 0008's module (its frozen function body, signature and result)."""
     path = Path(__file__).with_name("0008_store_function.py")
     spec = importlib.util.spec_from_file_location("umstrack_migration_0008", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    body: str = module.BODY
-    return body
+    return module
 
 
-EARLIER_BODY = _earlier_body()
+_EARLIER = _earlier()
+SIGNATURE: str = _EARLIER.SIGNATURE
+RESULT: str = _EARLIER.RESULT
+EARLIER_BODY: str = _EARLIER.BODY
 assert EARLIER_BODY.count(_MERGED) == 1
 BODY = EARLIER_BODY.replace(_MERGED, _MERGED_AND_BUMPED)
 
