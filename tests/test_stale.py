@@ -18,8 +18,6 @@ from sender.ums.protocol import STATUS_INFO, StatusType
 from tests.helpers import CHANNEL, MSGID, SENT_TIME, api_get, bearer, record, walk
 from tests.test_ui import page, sign_in
 
-NOW = datetime.now(UTC)
-LONG_AGO = NOW - timedelta(hours=2)
 TARGETS = f"/api/messages/{MSGID}/targets"
 
 
@@ -30,8 +28,20 @@ def arrive(engine, records: list[dict], *, at: datetime) -> None:
 
 
 @pytest.fixture
-def waiting(engine):
-    """Targets in every situation that matters, two of them stale at NOW."""
+def now() -> datetime:
+    """The test's present, taken when the test runs: a clock read at import goes stale
+    in a suite that runs longer than the stale window."""
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def long_ago(now: datetime) -> datetime:
+    return now - timedelta(hours=2)
+
+
+@pytest.fixture
+def waiting(engine, now, long_ago):
+    """Targets in every situation that matters, three of them stale at ``now``."""
     arrive(
         engine,
         [
@@ -42,7 +52,7 @@ def waiting(engine):
             record(0, userid="validated-by-ums", sender=0),
             record(5, userid="failed-long-ago"),
         ],
-        at=LONG_AGO,
+        at=long_ago,
     )
     arrive(
         engine,
@@ -51,7 +61,7 @@ def waiting(engine):
             record(4, userid="moved-on", sent_time=SENT_TIME + 60),
             record(2, userid="only-a-duplicate-since"),  # the same record again
         ],
-        at=datetime.now(UTC) - timedelta(minutes=1),  # recent when the test runs
+        at=now - timedelta(minutes=1),
     )
     return {"stale-submitted", "only-a-duplicate-since", "validated-by-ums"}
 
@@ -105,19 +115,19 @@ def test_a_bad_stale_value_answers_400(client, waiting, value):
     assert response.json["message"].startswith("stale: ")
 
 
-def test_metric_count_across_messages(engine, waiting):
-    arrive(engine, [record(2, msgid="second-message", userid="u1")], at=LONG_AGO)
+def test_metric_count_across_messages(engine, waiting, now, long_ago):
+    arrive(engine, [record(2, msgid="second-message", userid="u1")], at=long_ago)
     with Session(engine) as session:
-        assert stale_targets(session, stale_after=timedelta(minutes=30), now=NOW) == 4
-        assert stale_targets(session, stale_after=timedelta(hours=3), now=NOW) == 0
+        assert stale_targets(session, stale_after=timedelta(minutes=30), now=now) == 4
+        assert stale_targets(session, stale_after=timedelta(hours=3), now=now) == 0
         # Messages first known before the horizon are left out: bounded work per scrape.
         assert (
             stale_targets(
-                session, stale_after=timedelta(minutes=30), now=NOW, horizon=timedelta(hours=1)
+                session, stale_after=timedelta(minutes=30), now=now, horizon=timedelta(hours=1)
             )
             == 0
         )
-        later = NOW + timedelta(hours=1)
+        later = now + timedelta(hours=1)
         assert stale_targets(session, stale_after=timedelta(minutes=30), now=later) == 5
 
 
@@ -136,14 +146,14 @@ def _target_table(html: str) -> str:
     return html.split('id="target-table"')[1].split("</table>")[0]
 
 
-def test_metrics_serve_the_count_and_reuse_it_for_a_minute(env, engine, waiting):
+def test_metrics_serve_the_count_and_reuse_it_for_a_minute(env, engine, waiting, long_ago):
     from tests.test_metrics import METRICS_TOKEN, scrape, value
 
     app = create_app({**env, "METRICS_TOKEN": METRICS_TOKEN})
     try:
         client = app.test_client()
         assert value(scrape(client), "umstrack_stale_targets") == len(waiting)
-        arrive(engine, [record(2, msgid="second-message", userid="u1")], at=LONG_AGO)
+        arrive(engine, [record(2, msgid="second-message", userid="u1")], at=long_ago)
         # Read again only once the reading is a minute old: a scrape costs no query.
         assert value(scrape(client), "umstrack_stale_targets") == len(waiting)
         app2 = create_app({**env, "METRICS_TOKEN": METRICS_TOKEN})
