@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,9 +113,12 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         # write one file, each waiting its turn for up to busy_timeout.
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        # Each commit waits for its WAL frames to reach the disk: a batch answered 200
-        # survives a power loss. Said here, as some builds default WAL to NORMAL.
-        cursor.execute("PRAGMA synchronous=FULL")
+        # A commit writes its WAL frames without waiting for the disk: the writer
+        # that committed waits for them (sync_wal) after it has handed on the writer
+        # turn, before it answers, so that what is answered survives a power loss and
+        # the next writer's turn overlaps this one's wait. WAL with NORMAL never
+        # corrupts the database; a crash loses only what was not yet answered.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -137,8 +141,10 @@ def get_session() -> Session:
     return session
 
 
-# Where a session keeps its SQLite writer turn (session.info) until its transaction ends.
+# Where a session keeps its SQLite writer turn (session.info) until its transaction ends,
+# and the mark that its transaction committed.
 _WRITE_TURN = "umstrack.write_turn"
+_COMMITTED = "umstrack.committed"
 
 
 def write_session() -> Session:
@@ -153,18 +159,25 @@ def write_session() -> Session:
     return session
 
 
+@event.listens_for(Session, "after_commit")
+def _mark_committed(session: Session) -> None:
+    if _WRITE_TURN in session.info:
+        session.info[_COMMITTED] = True
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _end_write_turn(session: Session, transaction: Any) -> None:
     """Let the next writer in as soon as a session's outermost transaction has ended
-    (its commit or rollback done), not at a savepoint's end."""
+    (its commit or rollback done), not at a savepoint's end; then, if it committed,
+    wait for its WAL frames to reach the disk."""
     if transaction.parent is None:
         _release_write_turn(session)
 
 
 def _release_write_turn(session: Session) -> None:
-    turn = session.info.pop(_WRITE_TURN, None)
+    turn: WriteTurn | None = session.info.pop(_WRITE_TURN, None)
     if turn is not None:
-        os.close(turn)
+        turn.release(committed=session.info.pop(_COMMITTED, False))
 
 
 @contextmanager
@@ -173,14 +186,16 @@ def write_transaction(engine: Engine) -> Iterator[Session]:
     the block ends, rolled back if it raises. Holds the SQLite writer turn only as
     long as the block runs, so keep slow work (HTTP calls) out of it."""
     turn = wait_for_write_turn(engine)
+    committed = False
     try:
         with Session(engine, expire_on_commit=False) as session:
             session.connection(execution_options={SQLITE_BEGIN: True})
             yield session
             session.commit()
+            committed = True
     finally:
         if turn is not None:
-            os.close(turn)
+            turn.release(committed=committed)
 
 
 def close_session(_exc: BaseException | None = None) -> None:
@@ -191,10 +206,31 @@ def close_session(_exc: BaseException | None = None) -> None:
         _release_write_turn(session)  # if no transaction ever began
 
 
-def wait_for_write_turn(engine: Engine) -> int | None:
+class WriteTurn:
+    """A SQLite file's writer turn, held (an exclusive flock on a file beside the
+    database) until :meth:`release`."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self._fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def release(self, *, committed: bool) -> None:
+        """Let the next writer in; then, after a commit, wait until what it wrote is on
+        the disk (:func:`sync_wal`)."""
+        os.close(self._fd)
+        if committed:
+            sync_wal(self.database)
+
+
+def wait_for_write_turn(engine: Engine) -> WriteTurn | None:
     """For a SQLite file, wait until no other writer of this service holds the
-    database and return the descriptor that holds it until closed; for other
-    databases (and in-memory SQLite), None at once.
+    database and return the turn, held until released; for other databases (and
+    in-memory SQLite), None at once.
 
     SQLite's own busy handler makes waiting writers poll with sleeps of up to
     100 ms, so under load some wait far longer than others. An exclusive flock on
@@ -204,9 +240,46 @@ def wait_for_write_turn(engine: Engine) -> int | None:
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
         return None
-    fd = os.open(f"{database}.writer-lock", os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    return WriteTurn(database)
+
+
+# Each WAL file this process has synced, held open (so that its inode is not reused
+# while it is remembered): a file not among them is new, its directory entry unsynced.
+_wal_files: dict[str, int] = {}
+_wal_files_lock = threading.Lock()
+
+
+def sync_wal(database: str) -> None:
+    """Wait until the WAL file of a SQLite database is on the disk, with every
+    transaction committed to it so far, and its directory entry the first time this
+    process sees that file. Writers that wait at once share the disk's work: each
+    flushes whatever was written by then. No WAL file: every transaction was
+    checkpointed into the database, which SQLite syncs before it removes the WAL."""
+    path = f"{database}-wal"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fdatasync(fd)
+        with _wal_files_lock:
+            known = _wal_files.get(path)
+            if known is not None and os.path.samestat(os.fstat(known), os.fstat(fd)):
+                return
+            _sync_directory(os.path.dirname(os.path.abspath(path)))
+            _wal_files[path] = os.dup(fd)
+            if known is not None:
+                os.close(known)
+    finally:
+        os.close(fd)
+
+
+def _sync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @functools.cache
