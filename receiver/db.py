@@ -27,6 +27,12 @@ from .config import Settings
 # lock (SQLite fails it at once to avoid deadlock); an immediate one waits for up
 # to busy_timeout like any other writer.
 SQLITE_BEGIN = "sqlite_begin"
+# WAL pages (4 KiB each) after which a SQLite commit checkpoints the WAL into the
+# database. A checkpoint copies each page it holds once, however often it was written,
+# and syncs twice: fewer, longer checkpoints cost less a batch (measured with
+# `umstrack bench`: 1,000 pages 10,300-11,400 events/s, 4,000 12,200, 16,000
+# 12,000-14,200), but one batch in a few hundred waits for a longer one.
+WAL_CHECKPOINT_PAGES = 4000
 
 
 def make_engine(settings: Settings, *, maintenance: bool = False) -> Engine:
@@ -119,6 +125,9 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         # the next writer's turn overlaps this one's wait. WAL with NORMAL never
         # corrupts the database; a crash loses only what was not yet answered.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # A commit that leaves the WAL longer than this checkpoints it, in its writer's
+        # turn: SQLite's default, 1,000 pages, cost a fifth of SQLite's intake rate.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

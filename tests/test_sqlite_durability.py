@@ -20,7 +20,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from receiver import create_app
-from receiver.db import migrate, sync_wal, write_transaction
+from receiver.db import WAL_CHECKPOINT_PAGES, migrate, sync_wal, write_transaction
 from tests.helpers import CHANNELS_ENV, post, record, writer_turn_is_free
 
 # What the audit hook does while a test watches: the path it waits for, and what it saw.
@@ -102,6 +102,7 @@ def test_commits_leave_the_disk_wait_to_the_writer(sqlite_app):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         # NORMAL: the commit does not wait for the disk; its writer does (sync_wal).
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == WAL_CHECKPOINT_PAGES
 
 
 def test_a_transaction_rolled_back_waits_for_no_disk(database, sqlite_app, watch):
