@@ -252,9 +252,11 @@ def wait_for_write_turn(engine: Engine) -> WriteTurn | None:
     return WriteTurn(database)
 
 
-# Each WAL file this process has synced, held open (so that its inode is not reused
-# while it is remembered): a file not among them is new, its directory entry unsynced.
+# The WAL files this process synced last, held open (so that an inode is not reused
+# while it is remembered): a file not among them may be new, its directory entry
+# unsynced. A few: a service writes one database.
 _wal_files: dict[str, int] = {}
+_WAL_FILES_KEPT = 8
 _wal_files_lock = threading.Lock()
 
 
@@ -276,9 +278,11 @@ def sync_wal(database: str) -> None:
             if known is not None and os.path.samestat(os.fstat(known), os.fstat(fd)):
                 return
             _sync_directory(os.path.dirname(os.path.abspath(path)))
-            _wal_files[path] = os.dup(fd)
             if known is not None:
-                os.close(known)
+                os.close(_wal_files.pop(path))
+            elif len(_wal_files) >= _WAL_FILES_KEPT:
+                os.close(_wal_files.pop(next(iter(_wal_files))))
+            _wal_files[path] = os.dup(fd)
     finally:
         os.close(fd)
 

@@ -20,7 +20,13 @@ from flask import Flask
 from sqlalchemy import text
 
 from receiver import create_app
-from receiver.db import WAL_CHECKPOINT_PAGES, migrate, sync_wal, write_transaction
+from receiver.db import (
+    _WAL_FILES_KEPT,
+    WAL_CHECKPOINT_PAGES,
+    migrate,
+    sync_wal,
+    write_transaction,
+)
 from tests.helpers import CHANNELS_ENV, post, record, writer_turn_is_free
 
 # What the audit hook does while a test watches: the path it waits for, and what it saw.
@@ -139,3 +145,17 @@ def test_a_new_wal_file_has_its_directory_entry_synced_once(database, watch):
     sync_wal(database)
     assert [path for path, *_ in watch] == [wal, directory, wal]
     connection.close()
+
+
+def test_a_process_holds_a_few_wal_files_open_however_many_databases(tmp_path):
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for n in range(3 * _WAL_FILES_KEPT):
+        connection = sqlite3.connect(tmp_path / f"{n}.db")
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE event (n)")
+        sync_wal(str(tmp_path / f"{n}.db"))
+        connection.close()
+    assert open_files() - before <= _WAL_FILES_KEPT
