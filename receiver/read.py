@@ -16,6 +16,7 @@ from sqlalchemy import (
     ColumnElement,
     Text,
     and_,
+    bindparam,
     cast,
     exists,
     false,
@@ -124,6 +125,11 @@ def timeline(
     )
 
 
+# Built once: the hiding of UMS-level rows is a subquery on an alias, costly to build
+# again at every page.
+_SHOWN_ON_DAYS = shown_target(bindparam("shown_days", expanding=True))
+
+
 def targets(
     *,
     session: Session,
@@ -151,7 +157,7 @@ def targets(
     day = message_day(session=session, msgid=msgid)
     if day is None:
         return Page([], None)  # every target belongs to a message row
-    query = select(TARGET).where(of_message(TARGET, msgid, day), shown_target((day,)))
+    query = select(TARGET).where(of_message(TARGET, msgid, day), _SHOWN_ON_DAYS)
     if status is not None:
         query = query.where(TARGET.c.type == TYPE_BY_STATUS[status])
     for name in has:
@@ -169,7 +175,8 @@ def targets(
         query = query.where(stale_now if stale else ~stale_now)
     if after is not None:
         query = query.where(past(key, after))
-    rows = session.execute(query.order_by(*key).limit(limit + 1)).mappings().all()
+    query = query.order_by(*key).limit(limit + 1)
+    rows = session.execute(query, {"shown_days": [day]}).mappings().all()
     return page(
         [target_of(row) for row in rows[:limit]],
         rows,
