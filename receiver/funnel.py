@@ -4,7 +4,6 @@ grouped reads, never by reading its events."""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from datetime import datetime
@@ -13,9 +12,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
-    Select,
     and_,
-    bindparam,
     case,
     exists,
     false,
@@ -124,48 +121,32 @@ def _failed(stage: StageColumns) -> ColumnElement[bool]:
     return and_(TARGET.c[stage.type] == stage.failure, not_(_ok(stage)))
 
 
-def funnels(session: Session, msgids: Sequence[str], days: Sequence[int] = ()) -> dict[str, Funnel]:
-    """Each message's funnel, overall and per channel, in one grouped read (``days``:
-    the messages' days, when known, so PostgreSQL reads their partitions alone)."""
-    known_days = sorted(set(days))
-    rows = session.execute(
-        _funnel_statement(bool(known_days)), {"msgids": list(msgids), "days": known_days}
-    )
-    channels: dict[str, list[ChannelFunnel]] = {msgid: [] for msgid in msgids}
-    for msgid, sender, on_wechatwk, total, *figures in rows:
-        known = None if sender == NO_SENDER else sender
-        channels[msgid].append(
-            ChannelFunnel(
-                channel=channel_name(known, wechatwk_sender=1 if on_wechatwk else None),
-                sender=known,
-                total=total,
-                stages=_stage_funnel(total, [int(x or 0) for x in figures]),
-            )
-        )
-    return {msgid: _overall(rows) for msgid, rows in channels.items()}
-
-
-@functools.cache
-def _funnel_statement(by_day: bool) -> Select[Any]:
-    """The funnels' grouped read, built once (its expressions take milliseconds to
-    build, a list page's summaries read it at every request)."""
-    days: Any = bindparam("days", expanding=True) if by_day else ()
-    wechatwk = TARGET.c.wechatwk_sender.is_not(None)
-    sums = []
+def stage_sums() -> list[ColumnElement[Any]]:
+    """Per group of target rows, for each stage in order: how many passed it, and how
+    many failed it (the figures :func:`funnel_of` takes)."""
+    sums: list[ColumnElement[Any]] = []
     for stage in STAGES:
         sums += [
             func.sum(case((_ok(stage), 1), else_=0)),
             func.sum(case((_failed(stage), 1), else_=0)),
         ]
-    return (
-        select(TARGET.c.msgid, TARGET.c.sender, wechatwk, func.count(), *sums)
-        .where(
-            TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
-            among_days(TARGET.c.day, days),
-            shown_target(days),
-        )
-        .group_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
-        .order_by(TARGET.c.msgid, TARGET.c.sender, wechatwk)
+    return sums
+
+
+def funnel_of(channels: Sequence[tuple[int, bool, int, Sequence[int]]]) -> Funnel:
+    """A message's funnel from its shown targets summed per channel: the sender, whether
+    on WeCom (WeChat Work), how many targets, and their :func:`stage_sums`."""
+    return _overall(
+        [
+            ChannelFunnel(
+                channel=channel_name(known, wechatwk_sender=1 if on_wechatwk else None),
+                sender=known,
+                total=total,
+                stages=_stage_funnel(total, figures),
+            )
+            for sender, on_wechatwk, total, figures in channels
+            for known in [None if sender == NO_SENDER else sender]
+        ]
     )
 
 

@@ -9,18 +9,18 @@ follow), ``clicked`` and the withdrawal statuses come last. A waiting target is 
 when nothing new arrived for it (its ``updated_at``, moved by every new event of the
 target and never by a duplicate) for ``stale_after``.
 
-Every read goes through the target index on (msgid, type, ...): a message's waiting
-targets are found without reading its finished ones.
+The targets filter and the metric go through the target index on (msgid, type, ...):
+a message's waiting targets are found without reading its finished ones. A summary
+counts them in its one grouped read of the message's targets (receiver.summary).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import StatusType
@@ -48,43 +48,14 @@ def quiet_since(moment: Any) -> ColumnElement[bool]:
     return and_(TARGET.c.type.in_(WAITING_TYPES), TARGET.c.updated_at < moment)
 
 
-def waiting(session: Session, messages: Sequence[Any]) -> dict[str, list[tuple[datetime, int]]]:
-    """Each of these messages' (rows of the message table) waiting targets, counted by
-    the time nothing new came for them since (``updated_at``), oldest first: how many
-    are stale at any moment follows (:func:`stale_count`) until something new is
-    stored for the message."""
-    found: dict[str, list[tuple[datetime, int]]] = {m.msgid: [] for m in messages}
-    if messages:
-        given = {"msgids": list(found), "days": sorted({m.day for m in messages})}
-        for msgid, updated_at, n in session.execute(_waiting_statement(), given):
-            found[msgid].append((updated_at, n))
-    return found
-
-
 def stale_count(
     waiting: Sequence[tuple[datetime, int]], *, stale_after: timedelta, now: datetime
 ) -> int:
-    """How many of a message's waiting targets (:func:`waiting`) are stale at ``now``."""
+    """How many of a message's waiting targets, counted by the time nothing new came
+    for them since (``updated_at``), are stale at ``now``: the counts hold until
+    something new is stored for the message (its summary reads them so)."""
     quiet_since = now - stale_after
     return sum(n for updated_at, n in waiting if updated_at < quiet_since)
-
-
-@functools.cache
-def _waiting_statement() -> Select[Any]:
-    """:func:`waiting`'s read, built once (a list page's summaries make it at every
-    request)."""
-    days: Any = bindparam("days", expanding=True)
-    return (
-        select(TARGET.c.msgid, TARGET.c.updated_at, func.count())
-        .where(
-            TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
-            TARGET.c.day.in_(days),
-            TARGET.c.type.in_(WAITING_TYPES),
-            shown_target(days),
-        )
-        .group_by(TARGET.c.msgid, TARGET.c.updated_at)
-        .order_by(TARGET.c.msgid, TARGET.c.updated_at)
-    )
 
 
 def stale_targets(

@@ -4,17 +4,18 @@ send and a withdraw through this service, for any number of messages at once."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from sender.ums.protocol import STATUS_BY_TYPE, STATUSES
 
 from . import kept
-from .funnel import funnels, shown_target, timing, top_errors
+from .funnel import among_days, funnel_of, shown_target, stage_sums, timing, top_errors
 from .models import Message
 from .schemas.messages import (
     MessageSummary,
@@ -23,7 +24,7 @@ from .schemas.messages import (
     TargetCounts,
     WithdrawFacts,
 )
-from .stale import DEFAULT_STALE_AFTER, stale_count, waiting
+from .stale import DEFAULT_STALE_AFTER, WAITING_TYPES, stale_count
 from .store import EVENT, TARGET
 
 
@@ -89,15 +90,20 @@ def _figures(
     last: dict[str, datetime] = {}
     days = sorted({m.day for m in messages if m.day is not None})
     given = {"msgids": msgids, "days": days}
-    events_statement, targets_statement = _count_statements()
-    for msgid, type_, n, earliest, latest in session.execute(events_statement, given):
+    for msgid, type_, n, earliest, latest in session.execute(_events_statement(), given):
         counts[msgid][STATUS_BY_TYPE[type_]] = n
         first[msgid] = min(first.get(msgid, earliest), earliest)
         last[msgid] = max(last.get(msgid, latest), latest)
-    for msgid, type_, n in session.execute(targets_statement, given):
-        by_status[msgid][STATUS_BY_TYPE[type_]] = n
-    funnel_of = funnels(session, msgids, days)
-    waiting_of = waiting(session, messages)
+    channels: dict[str, dict[tuple[int, bool], list[int]]] = {m: {} for m in msgids}
+    waiting: dict[str, Counter[datetime]] = {m: Counter() for m in msgids}
+    rows = session.execute(_targets_statement(bool(days)), given)
+    for msgid, sender, on_wechatwk, type_, waiting_since, n, *stage_figures in rows:
+        by_status[msgid][STATUS_BY_TYPE[type_]] += n
+        sums = channels[msgid].setdefault((sender, on_wechatwk), [0] * (1 + len(stage_figures)))
+        for index, figure in enumerate((n, *stage_figures)):
+            sums[index] += int(figure or 0)
+        if waiting_since is not None:
+            waiting[msgid][waiting_since] += n
     figures = {}
     for m in messages:
         since = m.sent_at or first.get(m.msgid)
@@ -106,8 +112,13 @@ def _figures(
             by_status=by_status[m.msgid],
             first_event_at=first.get(m.msgid),
             last_event_at=last.get(m.msgid),
-            funnel=funnel_of[m.msgid],
-            waiting=waiting_of[m.msgid],
+            funnel=funnel_of(
+                [
+                    (*channel, total, sums)
+                    for channel, (total, *sums) in sorted(channels[m.msgid].items())
+                ]
+            ),
+            waiting=sorted(waiting[m.msgid].items()),
             errors=top_errors(session, m.msgid, m.day) if detailed else None,
             timing=timing(session, m.msgid, since, m.day) if detailed else None,
             since=since if detailed else None,
@@ -140,12 +151,12 @@ def _summary(m: Message, found: kept.Figures, stale: int, now: datetime) -> Mess
 
 
 @functools.cache
-def _count_statements() -> tuple[Select[Any], Select[Any]]:
-    """The summaries' reads of events by type and of shown targets by current type,
-    built once (parameters: the messages' msgids and days)."""
+def _events_statement() -> Select[Any]:
+    """The summaries' read of events by type, built once (parameters: the messages'
+    msgids and days)."""
     msgids: Any = bindparam("msgids", expanding=True)
     days: Any = bindparam("days", expanding=True)
-    events = (
+    return (
         select(
             EVENT.c.msgid,
             EVENT.c.type,
@@ -156,12 +167,33 @@ def _count_statements() -> tuple[Select[Any], Select[Any]]:
         .where(EVENT.c.msgid.in_(msgids), EVENT.c.day.in_(days))
         .group_by(EVENT.c.msgid, EVENT.c.type)
     )
-    targets = (
-        select(TARGET.c.msgid, TARGET.c.type, func.count())
-        .where(TARGET.c.msgid.in_(msgids), TARGET.c.day.in_(days), shown_target(days))
-        .group_by(TARGET.c.msgid, TARGET.c.type)
+
+
+@functools.cache
+def _targets_statement(by_day: bool) -> Select[Any]:
+    """The summaries' one read of the shown targets, built once (parameters: the
+    messages' msgids and, ``by_day``, their days): grouped by channel, current type
+    and, for a waiting target, the time nothing new came for it since, with the
+    funnel's :func:`stage_sums`. The counts by status, the funnel and the waiting
+    targets are all sums of its groups."""
+    days: Any = bindparam("days", expanding=True) if by_day else ()
+    waiting_since = case((TARGET.c.type.in_(WAITING_TYPES), TARGET.c.updated_at))
+    groups = (
+        TARGET.c.msgid,
+        TARGET.c.sender,
+        TARGET.c.wechatwk_sender.is_not(None),
+        TARGET.c.type,
+        waiting_since,
     )
-    return events, targets
+    return (
+        select(*groups, func.count(), *stage_sums())
+        .where(
+            TARGET.c.msgid.in_(bindparam("msgids", expanding=True)),
+            among_days(TARGET.c.day, days),
+            shown_target(days),
+        )
+        .group_by(*groups)
+    )
 
 
 def send_facts(message: Message, now: datetime) -> SendFacts | None:

@@ -114,3 +114,13 @@ def test_event_pages_leave_the_raw_records_unread(broadcast, statements):
     assert len(reads) >= 2
     for statement in reads:
         assert "event.raw" not in statement and "event.params" in statement, statement
+
+
+def test_a_page_of_summaries_reads_the_targets_once(broadcast, statements):
+    """The counts by status, the funnels and the waiting targets of a list's summaries
+    are sums of one grouped read of their targets (they were three reads)."""
+    with Session(broadcast) as session:
+        listed = queries.list_messages(session=session)
+    assert [m.msgid for m in listed.items] == [BROADCAST]
+    reads = [s for s in statements if re.search(r"\bFROM target\b", s)]
+    assert len(reads) == 1, reads
