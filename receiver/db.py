@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from sqlmodel import Session
 import migrations
 
 from .config import Settings
+from .sqlite_wal import checkpoint_soon, sync_wal
 
 # Execution option asking SQLite to take the write lock when the transaction
 # starts. A deferred transaction that reads, then writes, cannot wait for the
@@ -28,10 +28,11 @@ from .config import Settings
 # to busy_timeout like any other writer.
 SQLITE_BEGIN = "sqlite_begin"
 # WAL pages (4 KiB each) after which a SQLite commit checkpoints the WAL into the
-# database. A checkpoint copies each page it holds once, however often it was written,
-# and syncs twice: fewer, longer checkpoints cost less a batch (measured with
-# `umstrack bench`: 1,000 pages 10,300-11,400 events/s, 4,000 12,200, 16,000
-# 12,000-14,200), but one batch in a few hundred waits for a longer one.
+# database in its writer's turn. Each writer's process checkpoints it after every commit
+# outside the turn (receiver.sqlite_wal), so this one finds little left to copy; it
+# makes sure the WAL starts over (which it can only when all of it was copied and no
+# writer added to it since) however far behind those fell. At SQLite's default, 1,000
+# pages, the checkpoints in the turn cost a fifth of SQLite's intake rate.
 WAL_CHECKPOINT_PAGES = 4000
 
 
@@ -125,8 +126,6 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         # the next writer's turn overlaps this one's wait. WAL with NORMAL never
         # corrupts the database; a crash loses only what was not yet answered.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # A commit that leaves the WAL longer than this checkpoints it, in its writer's
-        # turn: SQLite's default, 1,000 pages, cost a fifth of SQLite's intake rate.
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.close()
 
@@ -233,6 +232,7 @@ class WriteTurn:
         the disk (:func:`sync_wal`)."""
         os.close(self._fd)
         if committed:
+            checkpoint_soon(self.database)
             sync_wal(self.database)
 
 
@@ -250,49 +250,6 @@ def wait_for_write_turn(engine: Engine) -> WriteTurn | None:
     if not database or database == ":memory:":
         return None
     return WriteTurn(database)
-
-
-# The WAL files this process synced last, held open (so that an inode is not reused
-# while it is remembered): a file not among them may be new, its directory entry
-# unsynced. A few: a service writes one database.
-_wal_files: dict[str, int] = {}
-_WAL_FILES_KEPT = 8
-_wal_files_lock = threading.Lock()
-
-
-def sync_wal(database: str) -> None:
-    """Wait until the WAL file of a SQLite database is on the disk, with every
-    transaction committed to it so far, and its directory entry the first time this
-    process sees that file. Writers that wait at once share the disk's work: each
-    flushes whatever was written by then. No WAL file: every transaction was
-    checkpointed into the database, which SQLite syncs before it removes the WAL."""
-    path = f"{database}-wal"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fdatasync(fd)
-        with _wal_files_lock:
-            known = _wal_files.get(path)
-            if known is not None and os.path.samestat(os.fstat(known), os.fstat(fd)):
-                return
-            _sync_directory(os.path.dirname(os.path.abspath(path)))
-            if known is not None:
-                os.close(_wal_files.pop(path))
-            elif len(_wal_files) >= _WAL_FILES_KEPT:
-                os.close(_wal_files.pop(next(iter(_wal_files))))
-            _wal_files[path] = os.dup(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @functools.cache

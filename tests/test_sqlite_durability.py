@@ -10,8 +10,10 @@ visible to another connection."""
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,14 +21,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
-from receiver import create_app
-from receiver.db import (
-    _WAL_FILES_KEPT,
-    WAL_CHECKPOINT_PAGES,
-    migrate,
-    sync_wal,
-    write_transaction,
-)
+from receiver import create_app, sqlite_wal
+from receiver.db import WAL_CHECKPOINT_PAGES, migrate, write_transaction
+from receiver.sqlite_wal import WAL_FILES_KEPT, sync_wal
 from tests.helpers import CHANNELS_ENV, post, record, writer_turn_is_free
 
 # What the audit hook does while a test watches: the path it waits for, and what it saw.
@@ -152,10 +149,42 @@ def test_a_process_holds_a_few_wal_files_open_however_many_databases(tmp_path):
         return len(os.listdir("/proc/self/fd"))
 
     before = open_files()
-    for n in range(3 * _WAL_FILES_KEPT):
+    for n in range(3 * WAL_FILES_KEPT):
         connection = sqlite3.connect(tmp_path / f"{n}.db")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("CREATE TABLE event (n)")
         sync_wal(str(tmp_path / f"{n}.db"))
         connection.close()
-    assert open_files() - before <= _WAL_FILES_KEPT
+    assert open_files() - before <= WAL_FILES_KEPT
+
+
+def test_a_commit_is_copied_into_the_database_file_soon_by_a_thread_of_its_own(
+    migrated, sqlite_app, tmp_path
+):
+    # One small batch is far from the WAL's size for a checkpoint in the writer's turn:
+    # what copies it into the database file is the process's checkpointer.
+    assert post(sqlite_app.test_client(), [record(2)]).status_code == 200
+    copy = tmp_path / "copy.db"
+    deadline = time.monotonic() + 10
+    events = 0
+    while events == 0 and time.monotonic() < deadline:
+        shutil.copyfile(migrated, copy)  # the database file alone, not its WAL
+        try:
+            with sqlite3.connect(copy) as connection:
+                (events,) = connection.execute("SELECT count(*) FROM event").fetchone()
+            connection.close()
+        except sqlite3.DatabaseError:  # copied while a page was being written
+            events = 0
+        time.sleep(0.05)
+    assert events == 1
+
+
+def test_a_checkpointer_ends_once_idle_and_the_next_commit_starts_another(migrated, monkeypatch):
+    monkeypatch.setattr(sqlite_wal, "CHECKPOINTER_IDLE_SECONDS", 0.2)
+    first = sqlite_wal.checkpoint_soon(migrated)
+    assert first.done.wait(5)
+    first.thread.join(5)
+    assert not first.thread.is_alive()
+    second = sqlite_wal.checkpoint_soon(migrated)
+    assert second is not first
+    assert second.done.wait(5)
