@@ -188,3 +188,11 @@ def test_a_checkpointer_ends_once_idle_and_the_next_commit_starts_another(migrat
     second = sqlite_wal.checkpoint_soon(migrated)
     assert second is not first
     assert second.done.wait(5)
+
+
+def test_a_checkpointer_that_cannot_open_its_database_gives_way_to_the_next(tmp_path):
+    missing = str(tmp_path / "no such directory" / "umstrack.db")
+    first = sqlite_wal.checkpoint_soon(missing)
+    first.thread.join(5)
+    assert not first.thread.is_alive() and not first.done.is_set()
+    assert sqlite_wal.checkpoint_soon(missing) is not first
