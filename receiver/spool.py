@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
+from .durable import sync_directory
 
 ENTRY_SUFFIX = ".batch"
 # A file in tmp/ older than this is a writer's that died mid-write: its client never
@@ -140,7 +141,7 @@ class Spool:
                 _write_synced(tmp, data)
                 entry = Entry(self.ready / name)
                 tmp.rename(entry.path)
-                _sync_directory(self.ready)
+                sync_directory(self.ready)
                 self._set_used(used + len(data))
         except OSError as exc:  # no room on the disk, no permission, ...
             with contextlib.suppress(OSError):
@@ -198,7 +199,7 @@ class Spool:
         self.held.mkdir(mode=0o700, exist_ok=True)
         moved = Entry(self.held / entry.name)
         entry.path.rename(moved.path)
-        _sync_directory(self.held)
+        sync_directory(self.held)
         return moved
 
     def release_held(self) -> int:
@@ -207,7 +208,7 @@ class Spool:
         for entry in held:
             entry.path.rename(self.ready / entry.name)
         if held:
-            _sync_directory(self.ready)
+            sync_directory(self.ready)
         return len(held)
 
     @contextlib.contextmanager
@@ -306,15 +307,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_directory(folder: Path) -> None:
-    """Make a rename into ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -15,6 +15,8 @@ import os
 import sqlite3
 import threading
 
+from .durable import sync_directory
+
 log = logging.getLogger(__name__)
 
 # The WAL files this process synced last, held open (so that an inode is not reused
@@ -42,20 +44,12 @@ def sync_wal(database: str) -> None:
             known = _wal_files.get(path)
             if known is not None and os.path.samestat(os.fstat(known), os.fstat(fd)):
                 return
-            _sync_directory(os.path.dirname(os.path.abspath(path)))
+            sync_directory(os.path.dirname(os.path.abspath(path)))
             if known is not None:
                 os.close(_wal_files.pop(path))
             elif len(_wal_files) >= WAL_FILES_KEPT:
                 os.close(_wal_files.pop(next(iter(_wal_files))))
             _wal_files[path] = os.dup(fd)
-    finally:
-        os.close(fd)
-
-
-def _sync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
     finally:
         os.close(fd)
 
